@@ -1,0 +1,11 @@
+namespace Nibble.Bench;
+
+/// <summary>Benchmarks: `dotnet run --project bench/Nibble.Bench -c Release -- &lt;suite&gt; [--out dir]`.</summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        Console.Error.WriteLine("usage: Nibble.Bench <suite> [--out <dir>]; suites are added by the kernel and CPU GEMM work.");
+        return args.Length == 0 ? 2 : 1;
+    }
+}
