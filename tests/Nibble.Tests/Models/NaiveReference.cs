@@ -50,6 +50,20 @@ public sealed class NaiveReference(string directory)
         var emb = W("model.embed_tokens.weight");
         var h = tokens.Select(t => emb.AsSpan(t * H, H).ToArray()).ToArray();
         var inv = Enumerable.Range(0, d / 2).Select(i => 1.0 / Math.Pow(_c.Rope.Theta, 2.0 * i / d)).ToArray();
+        if (_c.Rope.Type == "llama3")
+        {
+            var r = _c.Rope;
+            for (int i = 0; i < inv.Length; i++)
+            {
+                double wavelen = 2 * Math.PI / inv[i];
+                double lowWavelen = r.OriginalMaxPositionEmbeddings / r.LowFreqFactor, highWavelen = r.OriginalMaxPositionEmbeddings / r.HighFreqFactor;
+                if (wavelen < highWavelen) continue;
+                if (wavelen > lowWavelen) { inv[i] /= r.Factor; continue; }
+                double smooth = (r.OriginalMaxPositionEmbeddings / wavelen - r.LowFreqFactor) / (r.HighFreqFactor - r.LowFreqFactor);
+                inv[i] = (1 - smooth) * inv[i] / r.Factor + smooth * inv[i];
+            }
+        }
+        int window = _c.SlidingWindow ?? int.MaxValue;
         void Rope(double[] x, int heads, int pos)
         {
             for (int hh = 0; hh < heads; hh++)
@@ -86,11 +100,13 @@ public sealed class NaiveReference(string directory)
                 for (int hh = 0; hh < nh; hh++)
                 {
                     int g = hh / (nh / kvh);
+                    int first = window == int.MaxValue ? 0 : Math.Max(0, t - window + 1);
                     var sc = new double[t + 1];
-                    for (int j = 0; j <= t; j++) { double s = 0; for (int i = 0; i < d; i++) s += qs[t][hh * d + i] * ks[j][g * d + i]; sc[j] = s / Math.Sqrt(d); }
+                    Array.Fill(sc, double.NegativeInfinity);
+                    for (int j = first; j <= t; j++) { double s = 0; for (int i = 0; i < d; i++) s += qs[t][hh * d + i] * ks[j][g * d + i]; sc[j] = s / Math.Sqrt(d); }
                     double mx = sc.Max(); double sum = 0;
-                    for (int j = 0; j <= t; j++) { sc[j] = Math.Exp(sc[j] - mx); sum += sc[j]; }
-                    for (int j = 0; j <= t; j++) for (int i = 0; i < d; i++) attn[hh * d + i] += sc[j] / sum * vs[j][g * d + i];
+                    for (int j = first; j <= t; j++) { sc[j] = Math.Exp(sc[j] - mx); sum += sc[j]; }
+                    for (int j = first; j <= t; j++) for (int i = 0; i < d; i++) attn[hh * d + i] += sc[j] / sum * vs[j][g * d + i];
                 }
                 var o = Lin(attn, p + ".self_attn.o_proj", H);
                 for (int i = 0; i < H; i++) h[t][i] += o[i];
