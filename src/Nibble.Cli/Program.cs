@@ -17,6 +17,8 @@ public static class Program
         var root = new RootCommand("Nibble: W4A8 quantization and inference for LLMs on NVIDIA Hopper, from .NET.");
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(TokenizeCommand.Create());
+        root.Subcommands.Add(ChatTemplateCommand.Create());
         return root;
     }
 }
