@@ -91,19 +91,24 @@ public sealed class ChatTemplate
 
     /// <summary>Renders a conversation. <paramref name="messages"/> and <paramref name="tools"/> are OpenAI-format JSON arrays.</summary>
     public string Render(JsonNode messages, JsonNode? tools = null, bool addGenerationPrompt = false,
-        IReadOnlyDictionary<string, object?>? extra = null, string? bosToken = null, string? eosToken = null)
+        IReadOnlyDictionary<string, object?>? extra = null, string? bosToken = null, string? eosToken = null) =>
+        RenderWith(Variables(JinjaJson.FromNode(messages), tools is null ? null : JinjaJson.FromNode(tools), addGenerationPrompt, extra, bosToken, eosToken));
+
+    /// <summary>The variables transformers passes to a chat template (messages/tools already converted to template values).</summary>
+    internal Dictionary<string, object?> Variables(object? messages, object? tools, bool addGenerationPrompt,
+        IReadOnlyDictionary<string, object?>? extra, string? bosToken, string? eosToken)
     {
         var vars = new Dictionary<string, object?>
         {
-            ["messages"] = JinjaJson.FromNode(messages),
-            ["tools"] = tools is null ? null : JinjaJson.FromNode(tools),
+            ["messages"] = messages,
+            ["tools"] = tools,
             ["documents"] = null,
             ["add_generation_prompt"] = addGenerationPrompt,
         };
         if ((bosToken ?? BosToken) is { } bos) vars["bos_token"] = bos;
         if ((eosToken ?? EosToken) is { } eos) vars["eos_token"] = eos;
         if (extra is not null) foreach (var (k, v) in extra) vars[k] = v is JsonNode n ? JinjaJson.FromNode(n) : v;
-        return RenderWith(vars);
+        return vars;
     }
 
     /// <summary>Renders with explicit template variables (already template values: string, long, double, bool, List, JinjaDict).</summary>
