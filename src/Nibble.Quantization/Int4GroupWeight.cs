@@ -1,3 +1,4 @@
+using Nibble.Numerics;
 namespace Nibble.Quantization;
 
 /// <summary>
@@ -29,7 +30,7 @@ public sealed record Int4GroupWeight(int N, int K, int GroupSize, sbyte[] Q, flo
                 var w = weight.Slice(r * k + g * groupSize, groupSize);
                 float absmax = 0;
                 foreach (float v in w) absmax = MathF.Max(absmax, MathF.Abs(v));
-                float s = PendingNumerics.Bf16(absmax / 7.5f);
+                float s = BFloat16.Round(absmax / 7.5f);
                 if (s == 0 || !float.IsFinite(s)) s = s == 0 ? MinScale : throw new NibbleException("A weight is not finite (NaN or infinity); the checkpoint is damaged.");
                 scales[r * groups + g] = s;
                 int o = r * k + g * groupSize;

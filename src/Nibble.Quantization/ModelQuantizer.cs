@@ -1,3 +1,4 @@
+using Nibble.Numerics;
 using Nibble.Models;
 using Nibble.Quantization.Awq;
 
@@ -8,7 +9,7 @@ public sealed record QuantizeOptions
 {
     public QuantScheme Scheme { get; init; } = QuantScheme.W4A8;
     /// <summary>W4A8 scale recovery mode of the in-memory layers (the checkpoint always stores bf16 scales).</summary>
-    public ScaleMode Scales { get; init; } = ScaleMode.Recovered;
+    public ScaleRecoveryMode Scales { get; init; } = ScaleRecoveryMode.Recovered;
     public int GroupSize { get; init; } = 128;
     /// <summary>One scale per row (group = K) instead of groups of <see cref="GroupSize"/>.</summary>
     public bool ChannelWise { get; init; }
@@ -21,7 +22,35 @@ public sealed record QuantizeOptions
 /// <summary>One quantized linear: the int4 weight with bf16 group scales, and its bias (kept in bf16 by the checkpoint).</summary>
 public sealed record QuantizedLinear(string Name, Int4GroupWeight Weight, float[]? Bias);
 
-public sealed record QuantizationResult(IReadOnlyList<QuantizedLinear> Linears, IReadOnlyList<AwqMappingResult> Awq);
+/// <summary>
+/// Everything that differs from the bf16 checkpoint after quantization: the quantized linears, every RMSNorm weight
+/// (AWQ divides some by its scales; values are bf16-exact) and the linears that stay bf16 but were rescaled (MoE
+/// routers, shared-expert gates). Applying it to a freshly loaded bf16 model reproduces the quantized model.
+/// </summary>
+public sealed record QuantizationResult(
+    IReadOnlyList<QuantizedLinear> Linears,
+    IReadOnlyDictionary<string, float[]> Norms,
+    IReadOnlyDictionary<string, (float[] Weight, float[]? Bias)> Bf16Linears,
+    IReadOnlyList<AwqMappingResult> Awq)
+{
+    /// <summary>Replaces <paramref name="model"/>'s layers and norms (a bf16 load of the same checkpoint) with this result, as W4A16 or W4A8.</summary>
+    public void ApplyTo(CausalLM model, QuantScheme scheme, ScaleRecoveryMode scales = ScaleRecoveryMode.Recovered)
+    {
+        var byName = Linears.ToDictionary(l => l.Name);
+        foreach (var slot in ModelLinears.Enumerate(model))
+        {
+            if (byName.TryGetValue(slot.Name, out var q)) slot.Set(ModelQuantizer.CreateLayer(model, q.Weight, q.Bias, scheme, scales));
+            else if (Bf16Linears.TryGetValue(slot.Name, out var d))
+                slot.Set(DenseLinear.FromFloat(model.Backend, d.Weight, slot.Get().OutFeatures, slot.Get().InFeatures, d.Bias));
+        }
+        foreach (var (name, norm) in ModelNorms.Enumerate(model))
+            if (Norms.TryGetValue(name, out var values))
+            {
+                values.CopyTo(norm.Values, 0);
+                norm.Refresh();
+            }
+    }
+}
 
 /// <summary>
 /// Quantizes a loaded bf16 model in place: optional AWQ smoothing layer by layer, then RTN int4 (symmetric, group 128
@@ -49,7 +78,7 @@ public static class ModelQuantizer
             {
                 var layer = slot.Get();
                 var (w, bias) = ModelLinears.Dense(layer, slot.Name);
-                if (bias is not null) bias = bias.Select(PendingNumerics.Bf16).ToArray();
+                if (bias is not null) bias = bias.Select(BFloat16.Round).ToArray();
                 var q = Int4GroupWeight.Quantize(w, layer.OutFeatures, layer.InFeatures, options.GroupSizeFor(layer.InFeatures));
                 done.Add(new QuantizedLinear(slot.Name, q, bias));
                 slot.Set(CreateLayer(model, q, bias, options.Scheme, options.Scales));
@@ -70,10 +99,13 @@ public static class ModelQuantizer
                 QuantizeLayer(i);
                 progress?.Report(new AwqProgress("RTN", i + 1, model.Layers.Count));
             }
-        return new QuantizationResult(done, awq);
+        var norms = ModelNorms.Enumerate(model).ToDictionary(p => p.Name, p => (float[])p.Norm.Values.Clone());
+        var bf16 = ModelLinears.Enumerate(model).Where(s => !s.Quantize && s.Name != "lm_head" && s.Get() is DenseLinear)
+            .ToDictionary(s => s.Name, s => ModelLinears.Dense(s.Get(), s.Name));
+        return new QuantizationResult(done, norms, bf16, awq);
     }
 
-    public static ILinear CreateLayer(CausalLM model, Int4GroupWeight weight, float[]? bias, QuantScheme scheme, ScaleMode scales) =>
+    public static ILinear CreateLayer(CausalLM model, Int4GroupWeight weight, float[]? bias, QuantScheme scheme, ScaleRecoveryMode scales) =>
         scheme == QuantScheme.W4A8
             ? new W4A8Linear(model.Backend, weight, scales, bias)
             : new W4A16Linear(model.Backend, weight, bias);

@@ -1,5 +1,6 @@
 using Nibble.Backend;
 using Nibble.Models;
+using Nibble.Numerics;
 
 namespace Nibble.Quantization;
 
@@ -7,7 +8,7 @@ namespace Nibble.Quantization;
 /// The W4A8 linear layer on the CPU backend, computing exactly the numerics contract (architecture guide,
 /// principle 2; w4a8-spec.md §3, §6): per-token FP8 activations x8 = e4m3(x / s_tok) with
 /// s_tok = max(absmax/448, 1/(448·512)); FP8 weights e4m3(q · σ) with σ the FP8 group scale after ÷8
-/// (or the naive cast); y = bf16(c'[n] · s_tok[m] · Σ_k x8·w8), then + bias. Products of two E4M3 values are
+/// (or the naive cast); y = bf16(c'[n] · s_tok[m] · Σ_k x8·w8), + bias before the one bf16 rounding (as Nibble.Numerics.W4A8Reference). Products of two E4M3 values are
 /// exact in float and the sum is a float accumulation, as in the GPU kernel (up to summation order).
 /// The FP8 weights are held as bf16 bit patterns (every E4M3 value is exact in bf16) so the backend's bf16 GEMM runs them.
 /// </summary>
@@ -18,7 +19,7 @@ public sealed class W4A8Linear : ILinear
     readonly float[] _channelScale;
     readonly float[]? _bias;
 
-    public W4A8Linear(IBackend backend, Int4GroupWeight weight, ScaleMode scales, float[]? bias = null)
+    public W4A8Linear(IBackend backend, Int4GroupWeight weight, ScaleRecoveryMode scales, float[]? bias = null)
     {
         if (bias is not null && bias.Length != weight.N) throw new ArgumentException($"Bias of {bias.Length} for {weight.N} outputs.", nameof(bias));
         _backend = backend;
@@ -33,7 +34,7 @@ public sealed class W4A8Linear : ILinear
     }
 
     public Int4GroupWeight Weight { get; }
-    public ScaleMode Scales { get; }
+    public ScaleRecoveryMode Scales { get; }
     public W4A8Weight Operands { get; }
     public float[]? Bias => _bias;
     public int InFeatures => Weight.K;
@@ -54,19 +55,19 @@ public sealed class W4A8Linear : ILinear
             float s = tokenScale[r];
             for (int j = 0; j < n; j++)
             {
-                float v = PendingNumerics.Bf16(_channelScale[j] * (s * row[j]));
-                row[j] = _bias is null ? v : v + _bias[j];
+                // As W4A8Reference: FP32 epilogue (acc · s_tok) · c', bias, then one bf16 rounding.
+                float v = _channelScale[j] * (s * row[j]);
+                row[j] = BFloat16.Round(_bias is null ? v : v + _bias[j]);
             }
         }
     }
 
-    /// <summary>Per-token FP8 quantization of one activation row; returns s_tok and writes x8 = e4m3(x / s_tok).</summary>
+    /// <summary>Per-token FP8 quantization of one activation row (<see cref="TokenScale"/>); returns s_tok and writes x8 as exact E4M3 values.</summary>
     public static float QuantizeToken(ReadOnlySpan<float> x, Span<float> x8)
     {
-        float absmax = 0;
-        foreach (float v in x) absmax = MathF.Max(absmax, MathF.Abs(v));
-        float s = MathF.Max(absmax / 448f, 1f / (448f * 512f));
-        for (int i = 0; i < x.Length; i++) x8[i] = PendingNumerics.E4m3(x[i] / s);
+        Span<byte> codes = x.Length <= 8192 ? stackalloc byte[x.Length] : new byte[x.Length];
+        float s = TokenScale.QuantizeRow(x, codes);
+        Fp8E4M3.Decode(codes, x8);
         return s;
     }
 

@@ -1,3 +1,4 @@
+using Nibble.Numerics;
 using Nibble.Backend;
 using Nibble.Models;
 
@@ -250,7 +251,7 @@ public static class AwqCalibrator
         /// <summary>RMSNorm weight ÷ s, rounded to bf16 as the checkpoint stores it.</summary>
         static void DivideNorm(NormWeight norm, float[] s)
         {
-            for (int i = 0; i < s.Length; i++) norm.Values[i] = PendingNumerics.Bf16(norm.Values[i] / s[i]);
+            for (int i = 0; i < s.Length; i++) norm.Values[i] = BFloat16.Round(norm.Values[i] / s[i]);
             norm.Refresh();
         }
 
@@ -270,7 +271,7 @@ public static class AwqCalibrator
 
         static void RoundBf16(float[] w)
         {
-            for (int i = 0; i < w.Length; i++) w[i] = PendingNumerics.Bf16(w[i]);
+            for (int i = 0; i < w.Length; i++) w[i] = BFloat16.Round(w[i]);
         }
 
         float[] Norm(float[] hidden, NormWeight norm)

@@ -1,3 +1,4 @@
+using Nibble.Numerics;
 using Nibble.Backend;
 using Nibble.Models;
 

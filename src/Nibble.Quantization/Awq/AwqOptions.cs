@@ -1,3 +1,4 @@
+using Nibble.Numerics;
 namespace Nibble.Quantization.Awq;
 
 /// <summary>llm-compressor's <c>duo_scaling</c>: activation statistics only, activations and weights, or both grids.</summary>
@@ -19,7 +20,7 @@ public sealed record AwqOptions
     /// </summary>
     public QuantScheme SearchScheme { get; init; } = QuantScheme.W4A16;
     /// <summary>Scale mode of W4A8-aware candidates.</summary>
-    public ScaleMode SearchScales { get; init; } = ScaleMode.Recovered;
+    public ScaleRecoveryMode SearchScales { get; init; } = ScaleRecoveryMode.Recovered;
     /// <summary>Rows per chunk when a parent runs over many calibration tokens (bounds temporary memory).</summary>
     public int ChunkRows { get; init; } = 2048;
 
