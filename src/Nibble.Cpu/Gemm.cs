@@ -71,8 +71,13 @@ public static unsafe partial class Gemm
     public static void MatMulTransB(float* a, int lda, ushort* w, int ldw, float* c, int ldc, int m, int n, int k) =>
         Run(a, lda, w, true, ldw, c, ldc, m, n, k);
 
-    static void Run(float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n, int k)
+    /// <summary>For tests: the product with a given micro-kernel (0: AVX2 6×16, 1: 512 12×32, 2: 512 6×64, 3: 512 8×48).</summary>
+    internal static void MatMulTransBWith(int kernel, float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n, int k) =>
+        Run(a, lda, w, bf16, ldw, c, ldc, m, n, k, kernel);
+
+    static void Run(float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n, int k, int kernel = -1)
     {
+        if (kernel < 0) kernel = s_kernel;
         if (m == 0 || n == 0) return;
         if (k == 0)
         {
@@ -86,7 +91,7 @@ public static unsafe partial class Gemm
             ForChunks(n, threads, 8, (n0, n1) => Gemv(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k));
             return;
         }
-        switch (s_kernel)
+        switch (kernel)
         {
             case 1: ForChunks(n, threads, Kernel512x12x32.NR, (n0, n1) => Blocked<Kernel512x12x32>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
             case 2: ForChunks(n, threads, Kernel512x6x64.NR, (n0, n1) => Blocked<Kernel512x6x64>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
