@@ -24,6 +24,9 @@ public static unsafe class CpuGemmSuite
         new("small gate/up_proj (1024 tok)", 1024, 1536, 512),
         new("small down_proj (1024 tok)", 1024, 512, 1536),
         new("small lm_head (1024 tok)", 1024, 8192, 512),
+        new("small gate/up_proj (decode, 1 tok)", 1, 1536, 512),
+        new("small lm_head (decode, 1 tok)", 1, 8192, 512),
+        new("small q_proj (prefill, 64 tok)", 64, 512, 512),
         new("1024³", 1024, 1024, 1024),
         new("4096×4096×1024", 4096, 4096, 1024),
     ];
@@ -45,13 +48,13 @@ public static unsafe class CpuGemmSuite
         }
         string cpu = CpuModel();
         Console.WriteLine($"cpu-gemm: {cpu}, {Environment.ProcessorCount} threads; Nibble kernel {Gemm.KernelName}; OpenBLAS {blas.Config} ({blas.Threads} threads)");
-        Console.WriteLine($"{"shape",-30} {"M",5} {"N",5} {"K",5} {"Nibble f32",11} {"Nibble bf16",11} {"OpenBLAS",9} {"ratio",6}");
+        Console.WriteLine($"{"shape",-36} {"M",5} {"N",5} {"K",5} {"Nibble f32",11} {"Nibble bf16",11} {"OpenBLAS",9} {"ratio",6}");
         var rows = new List<Row>();
         foreach (var s in Shapes)
         {
             var row = Measure(s, blas, seconds);
             rows.Add(row);
-            Console.WriteLine($"{s.Name,-30} {s.M,5} {s.N,5} {s.K,5} {row.NibbleF32Gflops,11:F1} {row.NibbleBf16Gflops,11:F1} {row.OpenBlasGflops,9:F1} {row.Ratio,6:P0}");
+            Console.WriteLine($"{s.Name,-36} {s.M,5} {s.N,5} {s.K,5} {row.NibbleF32Gflops,11:F1} {row.NibbleBf16Gflops,11:F1} {row.OpenBlasGflops,9:F1} {row.Ratio,6:P0}");
         }
         double geo = Math.Exp(rows.Average(r => Math.Log(r.Ratio)));
         Console.WriteLine($"geometric mean ratio Nibble f32 / OpenBLAS: {geo:P1}; worst {rows.Min(r => r.Ratio):P1}");
