@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(ChatTemplateCommand.Create());
+        root.Subcommands.Add(ChatCommand.Create());
         return root;
     }
 }
