@@ -77,14 +77,16 @@ public static class GpuGemmSuite
                     if (clock.Elapsed.TotalSeconds > budgetS) break;
                     using var x = new DeviceBuffer<ushort>(ctx, (long)m * k);
                     using var x8 = new DeviceBuffer<byte>(ctx, (long)m * k);
+                    using var x8g = new DeviceBuffer<byte>(ctx, (long)m * k);
                     using var ts = new DeviceBuffer<float>(ctx, m);
                     using var y = new DeviceBuffer<ushort>(ctx, (long)m * n);
                     RandomFill.Bf16(kernels, stream, x, (uint)(m + 99), 2f);
                     ActivationQuantFp8.Run(kernels, stream, x, x8, ts, m, k);
+                    ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true);
                     int it = m >= 2048 && (long)n * k >= 100_000_000 ? Math.Max(5, iters / 3) : iters;
                     var plan = w4a8.Plan(m, n, k);
-                    double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8, ts, m, k));
-                    double ta = Time(ctx, stream, it, i => w4a8.Run(stream, x8, ts, opsA[i % r8], y, m, plan));
+                    double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true));
+                    double ta = Time(ctx, stream, it, i => w4a8.Run(stream, x8g, ts, opsA[i % r8], y, m, plan));
                     double tb = Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
                     double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
                     double tbf = Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
@@ -92,7 +94,7 @@ public static class GpuGemmSuite
                     rows.Add(row);
                     double tflop = 2.0 * m * n * k / 1e12;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1}  | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [{plan.MT}x{plan.WN} s{plan.Splits}]"));
+                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1}  | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [n{plan.MT} wg{plan.WN} s{plan.Splits}]"));
                 }
             }
             finally

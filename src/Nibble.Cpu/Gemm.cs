@@ -26,6 +26,43 @@ public static unsafe partial class Gemm
 
     public static int MaxThreads { get; set; } = Environment.ProcessorCount;
 
+    /// <summary>The micro-kernel in use: the AVX-512 tile when Vector512 is accelerated, else the AVX2 one (NIBBLE_GEMM_KERNEL overrides, for tuning).</summary>
+    public static string KernelName { get; } = SelectKernel();
+
+    static int s_kernel;
+
+    static string SelectKernel()
+    {
+        string? forced = Environment.GetEnvironmentVariable("NIBBLE_GEMM_KERNEL");
+        s_kernel = forced switch
+        {
+            "256" => 0, "512x12x32" => 1, "512x6x64" => 2, "512x8x48" => 3,
+            // Zen 4 executes 512-bit FMAs as two 256-bit halves, so the AVX2 tile reaches the same peak
+            // with smaller edge waste; cores with full-width AVX-512 units get the 12×32 tile.
+            _ => Vector512.IsHardwareAccelerated && !IsAmd() ? 1 : 0,
+        };
+        return s_kernel switch
+        {
+            1 => Kernel512x12x32.Name, 2 => Kernel512x6x64.Name, 3 => Kernel512x8x48.Name, _ => Kernel256x6x16.Name,
+        };
+    }
+
+    static bool IsAmd()
+    {
+        if (!System.Runtime.Intrinsics.X86.X86Base.IsSupported) return false;
+        var (_, ebx, ecx, edx) = System.Runtime.Intrinsics.X86.X86Base.CpuId(0, 0);
+        return ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163; // "AuthenticAMD"
+    }
+
+    /// <summary>A register-blocked MR×NR micro-kernel over packed panels (see GemmKernels.cs).</summary>
+    internal interface IMicroKernel
+    {
+        static abstract int MR { get; }
+        static abstract int NR { get; }
+        static abstract string Name { get; }
+        static abstract void Run(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, bool accumulate);
+    }
+
     /// <summary>C = A · Wᵀ for float32 W.</summary>
     public static void MatMulTransB(float* a, int lda, float* w, int ldw, float* c, int ldc, int m, int n, int k) =>
         Run(a, lda, w, false, ldw, c, ldc, m, n, k);
@@ -34,8 +71,13 @@ public static unsafe partial class Gemm
     public static void MatMulTransB(float* a, int lda, ushort* w, int ldw, float* c, int ldc, int m, int n, int k) =>
         Run(a, lda, w, true, ldw, c, ldc, m, n, k);
 
-    static void Run(float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n, int k)
+    /// <summary>For tests: the product with a given micro-kernel (0: AVX2 6×16, 1: 512 12×32, 2: 512 6×64, 3: 512 8×48).</summary>
+    internal static void MatMulTransBWith(int kernel, float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n, int k) =>
+        Run(a, lda, w, bf16, ldw, c, ldc, m, n, k, kernel);
+
+    static void Run(float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n, int k, int kernel = -1)
     {
+        if (kernel < 0) kernel = s_kernel;
         if (m == 0 || n == 0) return;
         if (k == 0)
         {
@@ -49,7 +91,13 @@ public static unsafe partial class Gemm
             ForChunks(n, threads, 8, (n0, n1) => Gemv(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k));
             return;
         }
-        ForChunks(n, threads, Kernel.NR, (n0, n1) => Blocked(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k));
+        switch (kernel)
+        {
+            case 1: ForChunks(n, threads, Kernel512x12x32.NR, (n0, n1) => Blocked<Kernel512x12x32>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
+            case 2: ForChunks(n, threads, Kernel512x6x64.NR, (n0, n1) => Blocked<Kernel512x6x64>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
+            case 3: ForChunks(n, threads, Kernel512x8x48.NR, (n0, n1) => Blocked<Kernel512x8x48>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
+            default: ForChunks(n, threads, Kernel256x6x16.NR, (n0, n1) => Blocked<Kernel256x6x16>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
+        }
     }
 
     /// <summary>Splits [0, n) into <paramref name="threads"/> chunks aligned to <paramref name="align"/>.</summary>
@@ -72,27 +120,27 @@ public static unsafe partial class Gemm
     static void EnsureBuffers()
     {
         if (t_packA != null) return;
-        t_packA = (float*)NativeMemory.AlignedAlloc((nuint)(MC + Kernel.MR) * KC * sizeof(float), 64);
-        t_packB = (float*)NativeMemory.AlignedAlloc((nuint)(NC + Kernel.NR) * KC * sizeof(float), 64);
+        t_packA = (float*)NativeMemory.AlignedAlloc((nuint)(MC + 16) * KC * sizeof(float), 64);
+        t_packB = (float*)NativeMemory.AlignedAlloc((nuint)(NC + 64) * KC * sizeof(float), 64);
     }
 
-    static void Blocked(float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n0, int n1, int k)
+    static void Blocked<TK>(float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n0, int n1, int k) where TK : struct, IMicroKernel
     {
         EnsureBuffers();
         float* packA = t_packA, packB = t_packB;
-        const int MR = Kernel.MR, NR = Kernel.NR;
+        int MR = TK.MR, NR = TK.NR;
         for (int jc = n0; jc < n1; jc += NC)
         {
             int nc = Math.Min(NC, n1 - jc);
             for (int pc = 0; pc < k; pc += KC)
             {
                 int kc = Math.Min(KC, k - pc);
-                PackB(w, bf16, ldw, jc, nc, pc, kc, packB);
+                PackB(w, bf16, ldw, jc, nc, pc, kc, packB, NR);
                 bool accumulate = pc > 0;
                 for (int ic = 0; ic < m; ic += MC)
                 {
                     int mc = Math.Min(MC, m - ic);
-                    PackA(a, lda, ic, mc, pc, kc, packA);
+                    PackA(a, lda, ic, mc, pc, kc, packA, MR);
                     for (int jr = 0; jr < nc; jr += NR)
                     {
                         int nr = Math.Min(NR, nc - jr);
@@ -100,7 +148,7 @@ public static unsafe partial class Gemm
                         for (int ir = 0; ir < mc; ir += MR)
                         {
                             int mr = Math.Min(MR, mc - ir);
-                            Kernel.Run(kc, packA + (long)ir * kc, bp, c + (long)(ic + ir) * ldc + jc + jr, ldc, mr, nr, accumulate);
+                            TK.Run(kc, packA + (long)ir * kc, bp, c + (long)(ic + ir) * ldc + jc + jr, ldc, mr, nr, accumulate);
                         }
                     }
                 }
@@ -109,9 +157,8 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>W rows [j0, j0+nc) × columns [p0, p0+kc) into NR-wide panels laid out [panel][k][NR], zero-padded.</summary>
-    static void PackB(void* w, bool bf16, int ldw, int j0, int nc, int p0, int kc, float* dst)
+    static void PackB(void* w, bool bf16, int ldw, int j0, int nc, int p0, int kc, float* dst, int NR)
     {
-        const int NR = Kernel.NR;
         for (int jr = 0; jr < nc; jr += NR)
         {
             int nr = Math.Min(NR, nc - jr);
@@ -137,9 +184,8 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>A rows [i0, i0+mc) × columns [p0, p0+kc) into MR-tall panels laid out [panel][k][MR], zero-padded.</summary>
-    static void PackA(float* a, int lda, int i0, int mc, int p0, int kc, float* dst)
+    static void PackA(float* a, int lda, int i0, int mc, int p0, int kc, float* dst, int MR)
     {
-        const int MR = Kernel.MR;
         for (int ir = 0; ir < mc; ir += MR)
         {
             int mr = Math.Min(MR, mc - ir);

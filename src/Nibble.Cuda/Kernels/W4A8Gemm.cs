@@ -28,10 +28,16 @@ public sealed class W4A8Gemm : IDisposable
     }
 
     /// <summary>Compiles (or loads from the disk cache) the kernels now rather than at the first call.</summary>
-    public void Warm() => kernels.Load("W4A8Gemm.cu", hopperOnly: true);
+    public void Warm() => _ = Module;
+
+    /// <summary>FP32 promotion of the FP8 tensor-core sums: 0 none, 1 per 128-wide group (default), 2 per 64-wide block.</summary>
+    public int Promote { get; init; } = 1;
+
+    CudaModule Module => kernels.Load("W4A8Gemm.cu", hopperOnly: true, Promote == 1 ? [] : [$"W4A8_PROMOTE={Promote}"]);
 
     public GemmPlan Plan(int m, int n, int k) => GemmPlan.Choose(m, n, k, context.MultiprocessorCount, w4a16: false);
 
+    /// <summary>Runs Y = GEMM(x8, W); <paramref name="x8"/> must be in GEMM order (ActivationQuantFp8 with gemmOrder: true).</summary>
     public void Run(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan? plan = null)
     {
         if (m <= 0) return;
@@ -39,14 +45,14 @@ public sealed class W4A8Gemm : IDisposable
             throw new ArgumentException($"W4A8 GEMM buffers are smaller than M={m}, N={w.N}, K={w.K}");
         var pl = plan ?? Plan(m, w.N, w.K);
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        var f = kernels.Load("W4A8Gemm.cu", hopperOnly: true).Function("w4a8_gemm_" + pl.KernelSuffix);
+        var f = Module.Function(pl.W4A8Kernel);
         var p = new Params
         {
             X = x8.Pointer, TokenScale = tokenScale.Pointer, Weight = w.WeightTiled.Pointer, Scales = w.SigmaTiled.Pointer,
             ChannelScale = w.ChannelScale.Pointer, Y = y.Pointer, Workspace = ws, Counters = counters,
             M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
         };
-        f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), 128, p);
+        f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)(128 * pl.WN), p, pl.W4A8SharedBytes);
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>
