@@ -23,6 +23,7 @@ public static class Program
         root.Subcommands.Add(ChatTemplateCommand.Create());
         root.Subcommands.Add(ChatCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(QuantizeCommand.Create());
         return root;
     }
 }
