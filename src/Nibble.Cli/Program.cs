@@ -17,8 +17,11 @@ public static class Program
         var root = new RootCommand("Nibble: W4A8 quantization and inference for LLMs on NVIDIA Hopper, from .NET.");
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(GenerateCommand.Create());
+        root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(ChatTemplateCommand.Create());
+        root.Subcommands.Add(ChatCommand.Create());
         return root;
     }
 }

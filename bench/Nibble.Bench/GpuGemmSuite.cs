@@ -1,0 +1,192 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Nibble.Cuda;
+using Nibble.Cuda.Kernels;
+
+namespace Nibble.Bench;
+
+/// <summary>
+/// `gemm` suite (GPU): our W4A8 and W4A16 GEMMs against cuBLASLt FP8 (per-token × per-channel) and BF16, all in one
+/// run, timed with CUDA events (median), weights rotated over enough copies to exceed 2× L2 so no run reads a warm
+/// cache. Also the W4A8 weight-preprocessing bandwidth and the kernel cache's cold/warm start.
+/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n]
+/// </summary>
+public static class GpuGemmSuite
+{
+    static readonly (int N, int K)[] DefaultShapes =
+        [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336), (10240, 8192), (8192, 8192), (57344, 8192), (8192, 28672), (12288, 12288)];
+    static readonly int[] DefaultMs = [1, 4, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
+
+    public sealed record Row(int M, int N, int K, double w4a8_us, double w4a16_us, double fp8_us, double bf16_us, double act_quant_us,
+        string w4a8_plan, string card, string date);
+
+    public static int Run(string[] args)
+    {
+        string outDir = Arg(args, "--out") ?? "bench/results";
+        var shapes = Arg(args, "--shapes") is { } s ? s.Split(',').Select(p => p.Split(':')).Select(p => (int.Parse(p[0]), int.Parse(p[1]))).ToArray() : DefaultShapes;
+        var ms = Arg(args, "--ms") is { } mm ? mm.Split(',').Select(int.Parse).ToArray() : DefaultMs;
+        int iters = int.Parse(Arg(args, "--iters") ?? "30");
+        double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
+        var clock = Stopwatch.StartNew();
+
+        using var ctx = CudaContext.Open();
+        ctx.RequireHopper();
+        var compile = CompileTimes(ctx);
+        using var kernels = new KernelCache(ctx);
+        using var stream = CudaStream.Create(ctx);
+        using var lt = new CublasLt(ctx);
+        using var w4a8 = new W4A8Gemm(kernels, ctx);
+        using var w4a16 = new W4A16Gemm(kernels, ctx);
+        string card = ctx.Name, date = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
+        Console.WriteLine($"# {card} ({ctx.Arch}, {ctx.MultiprocessorCount} SMs, L2 {ctx.L2CacheBytes >> 20} MB), driver {ctx.DriverVersionText}, NVRTC {KernelCache.NvrtcVersion()}, cuBLASLt {lt.Version}");
+        Console.WriteLine($"# kernel compile: cold {compile.Cold:F0} ms, warm (disk cache) {compile.Warm:F1} ms");
+        var rows = new List<Row>();
+        var prep = new List<(int N, int K, double Us, double GBs)>();
+        long l2 = ctx.L2CacheBytes;
+
+        foreach (var (n, k) in shapes)
+        {
+            if (clock.Elapsed.TotalSeconds > budgetS) { Console.WriteLine($"# time budget reached; skipped shape {n}x{k} and later"); break; }
+            // Checkpoint-layout weights, random on the device; preprocessing timed.
+            using var packed = new DeviceBuffer<int>(ctx, (long)n * k / 8);
+            using var scales = new DeviceBuffer<ushort>(ctx, (long)n * (k / 128));
+            RandomFill.Words(kernels, stream, packed, 1);
+            RandomFill.GroupScales(kernels, stream, scales, 2, 0.02f);
+            int r8 = Copies(l2, (long)n * k / 2), r16 = r8, rf8 = Copies(l2, (long)n * k), rbf = Copies(l2, (long)n * k * 2);
+            var opsA = new List<W4A8GemmOperands>();
+            var opsB = new List<W4A16GemmOperands>();
+            var wf8 = new List<DeviceBuffer<byte>>();
+            var wbf = new List<DeviceBuffer<ushort>>();
+            using var chan = new DeviceBuffer<float>(ctx, n);
+            try
+            {
+                for (int i = 0; i < r8; i++) { var o = new W4A8GemmOperands(ctx, n, k); W4A8WeightPrep.Run(kernels, stream, packed, scales, o); opsA.Add(o); }
+                for (int i = 0; i < r16; i++) opsB.Add(W4A16GemmOperands.FromCheckpoint(kernels, ctx, stream, packed, scales, n, k));
+                for (int i = 0; i < rf8; i++) { var b = new DeviceBuffer<byte>(ctx, (long)n * k); RandomFill.E4M3(kernels, stream, b, (uint)(10 + i)); wf8.Add(b); }
+                for (int i = 0; i < rbf; i++) { var b = new DeviceBuffer<ushort>(ctx, (long)n * k); RandomFill.Bf16(kernels, stream, b, (uint)(20 + i), 0.05f); wbf.Add(b); }
+                chan.CopyFromDevice(opsA[0].ChannelScale, stream);
+                double prepUs = Time(ctx, stream, 10, i => W4A8WeightPrep.Run(kernels, stream, packed, scales, opsA[0]));
+                double ckptBytes = (double)n * k / 2 + (double)n * (k / 128) * 2;
+                prep.Add((n, k, prepUs, ckptBytes / (prepUs * 1e3)));
+                Console.WriteLine($"# prep {n}x{k}: {prepUs:F1} us, {ckptBytes / (prepUs * 1e3):F0} GB/s of checkpoint bytes");
+
+                foreach (int m in ms)
+                {
+                    if (clock.Elapsed.TotalSeconds > budgetS) break;
+                    using var x = new DeviceBuffer<ushort>(ctx, (long)m * k);
+                    using var x8 = new DeviceBuffer<byte>(ctx, (long)m * k);
+                    using var x8g = new DeviceBuffer<byte>(ctx, (long)m * k);
+                    using var ts = new DeviceBuffer<float>(ctx, m);
+                    using var y = new DeviceBuffer<ushort>(ctx, (long)m * n);
+                    RandomFill.Bf16(kernels, stream, x, (uint)(m + 99), 2f);
+                    ActivationQuantFp8.Run(kernels, stream, x, x8, ts, m, k);
+                    ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true);
+                    int it = m >= 2048 && (long)n * k >= 100_000_000 ? Math.Max(5, iters / 3) : iters;
+                    var plan = w4a8.Plan(m, n, k);
+                    double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true));
+                    double ta = Time(ctx, stream, it, i => w4a8.Run(stream, x8g, ts, opsA[i % r8], y, m, plan));
+                    double tb = Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
+                    double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
+                    double tbf = Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
+                    var row = new Row(m, n, k, ta, tb, tf, tbf, tq, plan.ToString(), card, date);
+                    rows.Add(row);
+                    double tflop = 2.0 * m * n * k / 1e12;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1}  | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [n{plan.MT} wg{plan.WN} s{plan.Splits}]"));
+                }
+            }
+            finally
+            {
+                foreach (var o in opsA) o.Dispose();
+                foreach (var o in opsB) o.Dispose();
+                foreach (var b in wf8) b.Dispose();
+                foreach (var b in wbf) b.Dispose();
+            }
+        }
+        Console.WriteLine($"# cuBLASLt FP8 scale mode: {lt.Fp8ScaleMode}");
+        Write(outDir, rows, prep, compile, card, date, lt.Fp8ScaleMode, string.Join(' ', args));
+        return 0;
+    }
+
+    static int Copies(long l2, long bytes) => (int)Math.Clamp((2 * l2 + bytes - 1) / bytes + 1, 1, 16);
+
+    /// <summary>Median over <paramref name="iters"/> event-timed launches after 3 warm-ups, in microseconds.</summary>
+    static double Time(CudaContext ctx, CudaStream stream, int iters, Action<int> launch)
+    {
+        for (int i = 0; i < 3; i++) launch(i);
+        var starts = new CudaEvent[iters];
+        var ends = new CudaEvent[iters];
+        try
+        {
+            for (int i = 0; i < iters; i++)
+            {
+                starts[i] = new CudaEvent(ctx); ends[i] = new CudaEvent(ctx);
+                starts[i].Record(stream); launch(i + 3); ends[i].Record(stream);
+            }
+            var t = Enumerable.Range(0, iters).Select(i => CudaEvent.ElapsedMs(starts[i], ends[i]) * 1000.0).Order().ToArray();
+            return t[t.Length / 2];
+        }
+        finally
+        {
+            foreach (var e in starts) e?.Dispose();
+            foreach (var e in ends) e?.Dispose();
+        }
+    }
+
+    static (double Cold, double Warm) CompileTimes(CudaContext ctx)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "nibble-bench-kc-" + Guid.NewGuid().ToString("N"));
+        string[] files = ["W4A8Gemm.cu", "W4A16Gemm.cu", "ActivationQuantFp8.cu", "W4A8WeightPrep.cu"];
+        try
+        {
+            double cold, warm;
+            var sw = Stopwatch.StartNew();
+            using (var c = new KernelCache(ctx, dir)) foreach (var f in files) c.Load(f, hopperOnly: f == "W4A8Gemm.cu");
+            cold = sw.Elapsed.TotalMilliseconds;
+            sw.Restart();
+            using (var c = new KernelCache(ctx, dir)) foreach (var f in files) c.Load(f, hopperOnly: f == "W4A8Gemm.cu");
+            warm = sw.Elapsed.TotalMilliseconds;
+            return (cold, warm);
+        }
+        finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
+    }
+
+    static void Write(string dir, List<Row> rows, List<(int N, int K, double Us, double GBs)> prep, (double Cold, double Warm) compile,
+        string card, string date, string fp8Mode, string args)
+    {
+        Directory.CreateDirectory(dir);
+        var json = JsonSerializer.Serialize(new
+        {
+            suite = "gemm", card, date, command = "dotnet Nibble.Bench.dll gemm " + args, cublaslt_fp8_scale_mode = fp8Mode,
+            kernel_compile_cold_ms = compile.Cold, kernel_compile_warm_ms = compile.Warm,
+            prep = prep.Select(p => new { p.N, p.K, us = p.Us, checkpoint_GBps = p.GBs }), rows,
+        }, new JsonSerializerOptions { WriteIndented = true });
+        Nibble.Formats.AtomicFile.WriteAllText(Path.Combine(dir, "gemm.json"), json);
+        var md = new StringBuilder();
+        md.AppendLine($"# GEMM benchmark: {card}, {date}");
+        md.AppendLine();
+        md.AppendLine($"Command: `dotnet Nibble.Bench.dll gemm {args}`. Median of CUDA-event-timed runs, weights rotated beyond 2x L2. GEMM only (W4A8 excludes the activation quantization, shown separately as `quant`). cuBLASLt FP8 scale mode: {fp8Mode}. Kernel compile cold {compile.Cold:F0} ms, warm {compile.Warm:F1} ms.");
+        md.AppendLine();
+        md.AppendLine("| M | N | K | W4A8 µs | W4A16 µs | FP8 µs | BF16 µs | quant µs | W4A8 TF/s | W4A8 weight GB/s | W4A8/FP8 time | W4A8/BF16 time | W4A16/W4A8 |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var r in rows)
+        {
+            double wb = (double)r.N * r.K / 2 + (double)r.N * r.K / 128 + 4.0 * r.N;
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.M} | {r.N} | {r.K} | {r.w4a8_us:F1} | {r.w4a16_us:F1} | {r.fp8_us:F1} | {r.bf16_us:F1} | {r.act_quant_us:F1} | {2.0 * r.M * r.N * r.K / (r.w4a8_us * 1e6):F0} | {wb / (r.w4a8_us * 1e3):F0} | {r.w4a8_us / r.fp8_us:F2} | {r.w4a8_us / r.bf16_us:F2} | {r.w4a16_us / r.w4a8_us:F2} |"));
+        }
+        md.AppendLine();
+        md.AppendLine("Weight preprocessing (checkpoint → W4A8 operands):");
+        md.AppendLine();
+        foreach (var p in prep) md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- {p.N}x{p.K}: {p.Us:F1} µs, {p.GBs:F0} GB/s of checkpoint bytes"));
+        Nibble.Formats.AtomicFile.WriteAllText(Path.Combine(dir, "gemm.md"), md.ToString());
+    }
+
+    static string? Arg(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+}

@@ -1,0 +1,247 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace Nibble.Cpu;
+
+/// <summary>
+/// C[M, N] = A[M, K] · Wᵀ with W stored [N, K] (a linear layer's weight) as float32 or bf16, float32
+/// accumulation. Large products use the BLIS/GotoBLAS loop structure (Goto &amp; van de Geijn,
+/// "Anatomy of high-performance matrix multiplication", 2008; the BLIS papers): pack a KC×NC panel
+/// of W (converting bf16 to float while packing, so weights never need a float copy in memory),
+/// pack an MC×KC block of A, and run a register-blocked micro-kernel over MR×NR tiles. Threads split
+/// N. Few rows (decode) take a direct GEMV path that streams W once.
+/// </summary>
+public static unsafe partial class Gemm
+{
+    public const int KC = 256;
+    public const int MC = 120;
+    public const int NC = 1024;
+
+    /// <summary>Rows below which the GEMV path (W streamed once, no packing) is faster.</summary>
+    public const int GemvMaxRows = 4;
+
+    /// <summary>Work (M·N·K) below which one thread does everything.</summary>
+    const long ParallelThreshold = 1 << 18;
+
+    public static int MaxThreads { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>The micro-kernel in use: the AVX-512 tile when Vector512 is accelerated, else the AVX2 one (NIBBLE_GEMM_KERNEL overrides, for tuning).</summary>
+    public static string KernelName { get; } = SelectKernel();
+
+    static int s_kernel;
+
+    static string SelectKernel()
+    {
+        string? forced = Environment.GetEnvironmentVariable("NIBBLE_GEMM_KERNEL");
+        s_kernel = forced switch
+        {
+            "256" => 0, "512x12x32" => 1, "512x6x64" => 2, "512x8x48" => 3,
+            // Zen 4 executes 512-bit FMAs as two 256-bit halves, so the AVX2 tile reaches the same peak
+            // with smaller edge waste; cores with full-width AVX-512 units get the 12×32 tile.
+            _ => Vector512.IsHardwareAccelerated && !IsAmd() ? 1 : 0,
+        };
+        return s_kernel switch
+        {
+            1 => Kernel512x12x32.Name, 2 => Kernel512x6x64.Name, 3 => Kernel512x8x48.Name, _ => Kernel256x6x16.Name,
+        };
+    }
+
+    static bool IsAmd()
+    {
+        if (!System.Runtime.Intrinsics.X86.X86Base.IsSupported) return false;
+        var (_, ebx, ecx, edx) = System.Runtime.Intrinsics.X86.X86Base.CpuId(0, 0);
+        return ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163; // "AuthenticAMD"
+    }
+
+    /// <summary>A register-blocked MR×NR micro-kernel over packed panels (see GemmKernels.cs).</summary>
+    internal interface IMicroKernel
+    {
+        static abstract int MR { get; }
+        static abstract int NR { get; }
+        static abstract string Name { get; }
+        static abstract void Run(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, bool accumulate);
+    }
+
+    /// <summary>C = A · Wᵀ for float32 W.</summary>
+    public static void MatMulTransB(float* a, int lda, float* w, int ldw, float* c, int ldc, int m, int n, int k) =>
+        Run(a, lda, w, false, ldw, c, ldc, m, n, k);
+
+    /// <summary>C = A · Wᵀ for bf16 W (bit patterns).</summary>
+    public static void MatMulTransB(float* a, int lda, ushort* w, int ldw, float* c, int ldc, int m, int n, int k) =>
+        Run(a, lda, w, true, ldw, c, ldc, m, n, k);
+
+    /// <summary>For tests: the product with a given micro-kernel (0: AVX2 6×16, 1: 512 12×32, 2: 512 6×64, 3: 512 8×48).</summary>
+    internal static void MatMulTransBWith(int kernel, float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n, int k) =>
+        Run(a, lda, w, bf16, ldw, c, ldc, m, n, k, kernel);
+
+    static void Run(float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n, int k, int kernel = -1)
+    {
+        if (kernel < 0) kernel = s_kernel;
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
+            return;
+        }
+        long work = (long)m * n * k;
+        int threads = work < ParallelThreshold ? 1 : Math.Max(1, Math.Min(MaxThreads, (n + 15) / 16));
+        if (m <= GemvMaxRows)
+        {
+            ForChunks(n, threads, 8, (n0, n1) => Gemv(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k));
+            return;
+        }
+        switch (kernel)
+        {
+            case 1: ForChunks(n, threads, Kernel512x12x32.NR, (n0, n1) => Blocked<Kernel512x12x32>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
+            case 2: ForChunks(n, threads, Kernel512x6x64.NR, (n0, n1) => Blocked<Kernel512x6x64>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
+            case 3: ForChunks(n, threads, Kernel512x8x48.NR, (n0, n1) => Blocked<Kernel512x8x48>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
+            default: ForChunks(n, threads, Kernel256x6x16.NR, (n0, n1) => Blocked<Kernel256x6x16>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
+        }
+    }
+
+    /// <summary>Splits [0, n) into <paramref name="threads"/> chunks aligned to <paramref name="align"/>.</summary>
+    static void ForChunks(int n, int threads, int align, Action<int, int> body)
+    {
+        if (threads <= 1) { body(0, n); return; }
+        int per = (n + threads - 1) / threads;
+        per = (per + align - 1) / align * align;
+        int chunks = (n + per - 1) / per;
+        if (chunks <= 1) { body(0, n); return; }
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        {
+            int n0 = i * per;
+            body(n0, Math.Min(n, n0 + per));
+        });
+    }
+
+    [ThreadStatic] static float* t_packA, t_packB;
+
+    static void EnsureBuffers()
+    {
+        if (t_packA != null) return;
+        t_packA = (float*)NativeMemory.AlignedAlloc((nuint)(MC + 16) * KC * sizeof(float), 64);
+        t_packB = (float*)NativeMemory.AlignedAlloc((nuint)(NC + 64) * KC * sizeof(float), 64);
+    }
+
+    static void Blocked<TK>(float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n0, int n1, int k) where TK : struct, IMicroKernel
+    {
+        EnsureBuffers();
+        float* packA = t_packA, packB = t_packB;
+        int MR = TK.MR, NR = TK.NR;
+        for (int jc = n0; jc < n1; jc += NC)
+        {
+            int nc = Math.Min(NC, n1 - jc);
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                PackB(w, bf16, ldw, jc, nc, pc, kc, packB, NR);
+                bool accumulate = pc > 0;
+                for (int ic = 0; ic < m; ic += MC)
+                {
+                    int mc = Math.Min(MC, m - ic);
+                    PackA(a, lda, ic, mc, pc, kc, packA, MR);
+                    for (int jr = 0; jr < nc; jr += NR)
+                    {
+                        int nr = Math.Min(NR, nc - jr);
+                        float* bp = packB + (long)jr * kc;
+                        for (int ir = 0; ir < mc; ir += MR)
+                        {
+                            int mr = Math.Min(MR, mc - ir);
+                            TK.Run(kc, packA + (long)ir * kc, bp, c + (long)(ic + ir) * ldc + jc + jr, ldc, mr, nr, accumulate);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>W rows [j0, j0+nc) × columns [p0, p0+kc) into NR-wide panels laid out [panel][k][NR], zero-padded.</summary>
+    static void PackB(void* w, bool bf16, int ldw, int j0, int nc, int p0, int kc, float* dst, int NR)
+    {
+        for (int jr = 0; jr < nc; jr += NR)
+        {
+            int nr = Math.Min(NR, nc - jr);
+            float* panel = dst + (long)jr * kc;
+            for (int jj = 0; jj < nr; jj++)
+            {
+                long row = (long)(j0 + jr + jj) * ldw + p0;
+                float* d = panel + jj;
+                if (bf16)
+                {
+                    ushort* s = (ushort*)w + row;
+                    for (int p = 0; p < kc; p++) d[p * NR] = BitConverter.Int32BitsToSingle(s[p] << 16);
+                }
+                else
+                {
+                    float* s = (float*)w + row;
+                    for (int p = 0; p < kc; p++) d[p * NR] = s[p];
+                }
+            }
+            for (int jj = nr; jj < NR; jj++)
+                for (int p = 0; p < kc; p++) panel[p * NR + jj] = 0;
+        }
+    }
+
+    /// <summary>A rows [i0, i0+mc) × columns [p0, p0+kc) into MR-tall panels laid out [panel][k][MR], zero-padded.</summary>
+    static void PackA(float* a, int lda, int i0, int mc, int p0, int kc, float* dst, int MR)
+    {
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            int mr = Math.Min(MR, mc - ir);
+            float* panel = dst + (long)ir * kc;
+            for (int ii = 0; ii < mr; ii++)
+            {
+                float* s = a + (long)(i0 + ir + ii) * lda + p0;
+                float* d = panel + ii;
+                for (int p = 0; p < kc; p++) d[p * MR] = s[p];
+            }
+            for (int ii = mr; ii < MR; ii++)
+                for (int p = 0; p < kc; p++) panel[p * MR + ii] = 0;
+        }
+    }
+
+    /// <summary>Few rows of A against W[n0..n1): each W row is read once and dotted with every A row.</summary>
+    static void Gemv(float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n0, int n1, int k)
+    {
+        for (int j = n0; j < n1; j++)
+        {
+            if (bf16)
+            {
+                ushort* wr = (ushort*)w + (long)j * ldw;
+                for (int i = 0; i < m; i++) c[(long)i * ldc + j] = DotBf16(a + (long)i * lda, wr, k);
+            }
+            else
+            {
+                float* wr = (float*)w + (long)j * ldw;
+                for (int i = 0; i < m; i++) c[(long)i * ldc + j] = DotF32(a + (long)i * lda, wr, k);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float DotBf16(float* x, ushort* w, int k)
+    {
+        int p = 0;
+        float sum = 0;
+        if (Vector256.IsHardwareAccelerated && k >= 16)
+        {
+            Vector256<float> acc0 = Vector256<float>.Zero, acc1 = Vector256<float>.Zero;
+            for (; p + 16 <= k; p += 16)
+            {
+                var v = Vector256.Load(w + p);
+                var lo = Vector256.ShiftLeft(Vector256.WidenLower(v), 16).AsSingle();
+                var hi = Vector256.ShiftLeft(Vector256.WidenUpper(v), 16).AsSingle();
+                acc0 = Vector256.FusedMultiplyAdd(lo, Vector256.Load(x + p), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(hi, Vector256.Load(x + p + 8), acc1);
+            }
+            sum = Vector256.Sum(acc0 + acc1);
+        }
+        for (; p < k; p++) sum += x[p] * BitConverter.Int32BitsToSingle(w[p] << 16);
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float DotF32(float* x, float* w, int k) =>
+        System.Numerics.Tensors.TensorPrimitives.Dot(new ReadOnlySpan<float>(x, k), new ReadOnlySpan<float>(w, k));
+}

@@ -1,0 +1,100 @@
+using System.Runtime.InteropServices;
+
+namespace Nibble.Cuda.Kernels;
+
+/// <summary>
+/// Launcher of the W4A8 GEMM (W4A8Gemm.cu): Y[M,N] bf16 = c'[n]·s_tok[m]·Σ x8·e4m3(q·σ). Owns the split-K
+/// workspace and tile counters; not thread-safe (one per stream).
+/// </summary>
+public sealed class W4A8Gemm : IDisposable
+{
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct Params
+    {
+        public ulong X, TokenScale, Weight, Scales, ChannelScale, Y, Workspace, Counters;
+        public int M, N, K, KBlocksPerSplit, Splits, GroupM;
+    }
+
+    readonly KernelCache kernels;
+    readonly CudaContext context;
+    readonly SplitKScratch scratch;
+
+    public W4A8Gemm(KernelCache kernels, CudaContext context)
+    {
+        context.RequireHopper();
+        this.kernels = kernels;
+        this.context = context;
+        scratch = new SplitKScratch(context);
+    }
+
+    /// <summary>Compiles (or loads from the disk cache) the kernels now rather than at the first call.</summary>
+    public void Warm() => _ = Module;
+
+    /// <summary>FP32 promotion of the FP8 tensor-core sums: 0 none, 1 per 128-wide group (default), 2 per 64-wide block.</summary>
+    public int Promote { get; init; } = 1;
+
+    CudaModule Module => kernels.Load("W4A8Gemm.cu", hopperOnly: true, Promote == 1 ? [] : [$"W4A8_PROMOTE={Promote}"]);
+
+    public GemmPlan Plan(int m, int n, int k) => GemmPlan.Choose(m, n, k, context.MultiprocessorCount, w4a16: false);
+
+    /// <summary>Runs Y = GEMM(x8, W); <paramref name="x8"/> must be in GEMM order (ActivationQuantFp8 with gemmOrder: true).</summary>
+    public void Run(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan? plan = null)
+    {
+        if (m <= 0) return;
+        if (x8.Length < (long)m * w.K || tokenScale.Length < m || y.Length < (long)m * w.N)
+            throw new ArgumentException($"W4A8 GEMM buffers are smaller than M={m}, N={w.N}, K={w.K}");
+        var pl = plan ?? Plan(m, w.N, w.K);
+        var (ws, counters) = scratch.Get(pl, m, w.N);
+        var f = Module.Function(pl.W4A8Kernel);
+        var p = new Params
+        {
+            X = x8.Pointer, TokenScale = tokenScale.Pointer, Weight = w.WeightTiled.Pointer, Scales = w.SigmaTiled.Pointer,
+            ChannelScale = w.ChannelScale.Pointer, Y = y.Pointer, Workspace = ws, Counters = counters,
+            M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
+        };
+        f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)(128 * pl.WN), p, pl.W4A8SharedBytes);
+    }
+
+    /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>
+    public byte[] ProbeLut(CudaStream stream, byte[] sigmas)
+    {
+        using var s = DeviceBuffer<byte>.From(context, sigmas, stream);
+        using var o = new DeviceBuffer<byte>(context, sigmas.Length * 16L);
+        var f = kernels.Load("W4A8Gemm.cu", hopperOnly: true).Function("w4a8_lut_probe");
+        f.Launch(stream, ((uint)((sigmas.Length + 127) / 128), 1, 1), 128, new ProbeParams { Sigma = s.Pointer, Out = o.Pointer, Count = sigmas.Length });
+        return o.ToArray(stream);
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    struct ProbeParams { public ulong Sigma, Out; public int Count; }
+
+    public void Dispose() => scratch.Dispose();
+}
+
+/// <summary>Split-K workspace (fp32 partial sums) and per-tile tickets, grown on demand; tickets are zero at rest.</summary>
+internal sealed class SplitKScratch(CudaContext context) : IDisposable
+{
+    DeviceBuffer<float>? workspace;
+    DeviceBuffer<uint>? counters;
+
+    public (ulong Workspace, ulong Counters) Get(GemmPlan plan, int m, int n)
+    {
+        if (plan.Splits <= 1) return (0, 0);
+        long wsLen = (long)plan.Splits * m * n;
+        if (workspace is null || workspace.Length < wsLen)
+        {
+            workspace?.Dispose();
+            workspace = new DeviceBuffer<float>(context, wsLen);
+        }
+        if (counters is null || counters.Length < plan.Ctas)
+        {
+            counters?.Dispose();
+            counters = new DeviceBuffer<uint>(context, Math.Max(plan.Ctas, 4096));
+            counters.FillBytes(0);
+            context.Synchronize();
+        }
+        return (workspace.Pointer, counters.Pointer);
+    }
+
+    public void Dispose() { workspace?.Dispose(); counters?.Dispose(); }
+}

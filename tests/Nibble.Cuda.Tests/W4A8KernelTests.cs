@@ -1,0 +1,200 @@
+using Nibble.Cuda.Kernels;
+using Xunit;
+
+namespace Nibble.Cuda.Tests;
+
+public class W4A8KernelTests(ITestOutputHelper output)
+{
+    static bool SameE4M3(byte a, byte b) => a == b || ((a & 0x7F) == 0 && (b & 0x7F) == 0);
+
+    [Fact]
+    public void The_LUT_path_decodes_every_code_to_e4m3_of_q_times_sigma_for_every_finite_sigma()
+    {
+        Gpu.RequireHopper();
+        var sigmas = Enumerable.Range(0, 256).Where(b => (b & 0x7F) != 0x7F && HostNumerics.DecodeE4M3((byte)b) is var v && Math.Abs(v) <= 56).Select(b => (byte)b).ToArray();
+        using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context);
+        var lut = gemm.ProbeLut(Gpu.Stream, sigmas);
+        int mismatches = 0;
+        for (int i = 0; i < sigmas.Length; i++)
+            for (int code = 0; code < 16; code++)
+            {
+                int s = code >> 3, idx = code & 7;
+                int q = s == 1 ? idx - 8 : idx == 0 ? 0 : 8 - idx;
+                byte expected = HostNumerics.EncodeE4M3(q * HostNumerics.DecodeE4M3(sigmas[i]));
+                if (!SameE4M3(lut[16 * i + code], expected)) mismatches++;
+            }
+        Assert.Equal(0, mismatches);
+    }
+
+    [Theory]
+    [InlineData(1, 128, false)]
+    [InlineData(7, 4096, false)]
+    [InlineData(33, 1000, false)]
+    [InlineData(5, 1024, true)]
+    [InlineData(70, 384, true)]
+    public void Per_token_FP8_quantization_matches_the_CPU_reference_byte_for_byte(int m, int k, bool gemmOrder)
+    {
+        GpuAvailability.RequireGpu();
+        var rng = new Random(m * 1000 + k);
+        var x = Reference.RandomActivations(rng, m, k);
+        var (ctx, kernels, stream) = (Gpu.Context, Gpu.Kernels, Gpu.Stream);
+        using var dx = DeviceBuffer<ushort>.From(ctx, x, stream);
+        using var d8 = new DeviceBuffer<byte>(ctx, (long)m * k);
+        using var ds = new DeviceBuffer<float>(ctx, m);
+        d8.FillBytes(0x7F, stream);
+        ds.FillBytes(0xFF, stream);
+        ActivationQuantFp8.Run(kernels, stream, dx, d8, ds, m, k, gemmOrder);
+        var got8 = d8.ToArray(stream);
+        var gotS = ds.ToArray(stream);
+        var exp8 = new byte[(long)m * k];
+        var expS = new float[m];
+        ActivationQuantFp8.Reference(x, m, k, exp8, expS);
+        if (gemmOrder) exp8 = ActivationQuantFp8.ToGemmOrder(exp8, m, k);
+        Assert.Equal(expS, gotS);
+        int bad = 0;
+        for (int i = 0; i < exp8.Length; i++) if (!SameE4M3(exp8[i], got8[i])) bad++;
+        Assert.Equal(0, bad);
+    }
+
+    [Theory]
+    [InlineData(128, 128)]
+    [InlineData(256, 1024)]
+    [InlineData(384, 4096)]
+    public void GPU_weight_preprocessing_is_byte_identical_to_the_CPU_twin(int n, int k)
+    {
+        Gpu.RequireHopper();
+        var rng = new Random(n + k);
+        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 1);
+        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
+        using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, Gpu.Context, Gpu.Stream, packed, scales, n, k);
+        var (_, c, tiled, sigmaTiled) = Reference.Prep(packed, scales, n, k);
+        Assert.Equal(tiled, ops.WeightTiled.ToArray(Gpu.Stream));
+        Assert.Equal(sigmaTiled, ops.SigmaTiled.ToArray(Gpu.Stream));
+        Assert.Equal(c, ops.ChannelScale.ToArray(Gpu.Stream));
+    }
+
+    public static TheoryData<int, int, int> GemmShapes => new()
+    {
+        { 1, 128, 128 }, { 1, 4096, 1024 }, { 3, 256, 512 }, { 8, 384, 1024 }, { 13, 128, 4096 }, { 16, 256, 256 },
+        { 31, 384, 640 }, { 64, 256, 1024 }, { 65, 128, 384 }, { 127, 512, 256 }, { 200, 256, 512 }, { 511, 128, 256 },
+        { 1000, 256, 384 }, { 2049, 128, 256 }, { 8192, 128, 128 },
+    };
+
+    [Theory]
+    [MemberData(nameof(GemmShapes))]
+    public void W4A8_GEMM_matches_the_exact_product_reference(int m, int n, int k)
+    {
+        Gpu.RequireHopper();
+        var rng = new Random(m * 7919 + n * 31 + k);
+        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 2);
+        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
+        var x = Reference.RandomActivations(rng, m, k);
+        var x8 = new byte[(long)m * k];
+        var ts = new float[m];
+        ActivationQuantFp8.Reference(x, m, k, x8, ts);
+        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
+        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
+
+        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
+        using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
+        using var d8 = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
+        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx);
+        for (int rep = 0; rep < 2; rep++) // twice: split-K tickets must reset themselves
+        {
+            dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
+            gemm.Run(stream, d8, ds, ops, dy, m);
+            var err = Reference.RelativeError(dy.ToArray(stream), expected);
+            if (rep == 0) output.WriteLine($"M={m} N={n} K={k} plan={gemm.Plan(m, n, k)} rel. Frobenius error {err:E2}; worst rows {Reference.WorstRows(dy.ToArray(stream), expected, m, n)}");
+            Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
+        }
+    }
+
+    [Theory]
+    [InlineData(511, 128, 256)]
+    [InlineData(16, 256, 4096)]
+    public void FP32_promotion_variants_report_their_error(int m, int n, int k)
+    {
+        Gpu.RequireHopper();
+        var rng = new Random(m * 7919 + n * 31 + k);
+        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 2);
+        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
+        var x = Reference.RandomActivations(rng, m, k);
+        var x8 = new byte[(long)m * k];
+        var ts = new float[m];
+        ActivationQuantFp8.Reference(x, m, k, x8, ts);
+        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
+        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
+        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
+        using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
+        using var d8 = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
+        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+        double best = double.MaxValue;
+        foreach (int promote in new[] { 0, 1, 2 })
+        {
+            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { Promote = promote };
+            dy.FillBytes(0xFF, stream);
+            gemm.Run(stream, d8, ds, ops, dy, m);
+            var got = dy.ToArray(stream);
+            var err = Reference.RelativeError(got, expected);
+            best = Math.Min(best, err);
+            output.WriteLine($"promote={promote} M={m} N={n} K={k}: rel. error {err:E2}; worst rows {Reference.WorstRows(got, expected, m, n)}");
+        }
+        Assert.True(best < 1e-2);
+    }
+
+    [Theory]
+    [InlineData(5, 256, 1024)]
+    [InlineData(96, 128, 512)]
+    public void W4A8Linear_quantizes_activations_and_runs_the_GEMM(int m, int n, int k)
+    {
+        Gpu.RequireHopper();
+        var rng = new Random(m + n + k + 1);
+        var packed = Reference.RandomPacked(rng, n, k);
+        var scales = Reference.RandomScales(rng, n, k, adversarial: false);
+        var x = Reference.RandomActivations(rng, m, k);
+        var x8 = new byte[(long)m * k];
+        var ts = new float[m];
+        ActivationQuantFp8.Reference(x, m, k, x8, ts);
+        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
+        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
+        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
+        using var layer = new W4A8Linear(Gpu.Kernels, ctx, W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k));
+        using var dx = DeviceBuffer<ushort>.From(ctx, x, stream);
+        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+        dy.FillBytes(0xFF, stream);
+        layer.Run(stream, dx, dy, m);
+        var err = Reference.RelativeError(dy.ToArray(stream), expected);
+        output.WriteLine($"W4A8Linear M={m} N={n} K={k}: {err:E2}");
+        Assert.True(err <= 1e-3, $"relative error {err:E3}");
+        layer.Operands.Dispose();
+    }
+
+    [Theory]
+    [InlineData(1, 256, 1024)]
+    [InlineData(9, 128, 4096)]
+    [InlineData(40, 384, 512)]
+    [InlineData(300, 128, 256)]
+    [InlineData(1025, 256, 128)]
+    public void W4A16_GEMM_matches_the_exact_product_reference(int m, int n, int k)
+    {
+        GpuAvailability.RequireGpu();
+        var rng = new Random(m * 13 + n + k);
+        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 1);
+        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
+        var x = Reference.RandomActivations(rng, m, k);
+        var expected = Reference.W4A16(x, packed, scales, m, n, k);
+        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
+        using var ops = W4A16GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
+        using var dx = DeviceBuffer<ushort>.From(ctx, x, stream);
+        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+        using var gemm = new W4A16Gemm(Gpu.Kernels, ctx);
+        dy.FillBytes(0xFF, stream);
+        gemm.Run(stream, dx, ops, dy, m);
+        var err = Reference.RelativeError(dy.ToArray(stream), expected);
+        output.WriteLine($"W4A16 M={m} N={n} K={k}: {err:E2}");
+        Assert.True(err <= 1e-3, $"relative error {err:E3}");
+    }
+}
