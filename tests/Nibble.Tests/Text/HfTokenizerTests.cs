@@ -186,4 +186,20 @@ public class HfTokenizerTests
         Assert.Equal([tok.TokenToId("a")!.Value, 1000, tok.TokenToId("b")!.Value], tok.Encode("a  <sep>b"));
         Assert.Equal("a<sep>b", tok.Decode(tok.Encode("a  <sep>b")));
     }
+
+    [Fact]
+    public void Every_eval_document_round_trips_through_encode_and_decode()
+    {
+        string text = File.ReadAllText(TestPaths.RequireSharedData("eval_text.txt"));
+        var tok = Nano.Value;
+        int tokens = 0;
+        foreach (string doc in text.Split("\n<|endoftext|>\n"))
+        {
+            int[] ids = tok.Encode(doc);
+            Assert.DoesNotContain(0, ids); // the separator never appears inside a document
+            Assert.Equal(doc, tok.Decode(ids));
+            tokens += ids.Length;
+        }
+        Assert.True(tokens > 50_000);
+    }
 }
