@@ -22,8 +22,9 @@ public static class GenerateCommand
         var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0 = off).", DefaultValueFactory = _ => 0 };
         var seed = new Option<int?>("--seed") { Description = "Random seed for reproducible sampling." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (text, token counts, speed) instead of streaming." };
-        var command = new Command("generate", "Generate text from a prompt (CPU reference backend), streaming it as it is produced.")
-            { model, prompt, maxTokens, temperature, topP, topK, seed, json };
+        var device = new Option<string>("--device") { Description = BackendFactory.Help, DefaultValueFactory = _ => "cpu" };
+        var command = new Command("generate", "Generate text from a prompt (CPU reference backend, or --device cuda), streaming it as it is produced.")
+            { model, prompt, maxTokens, temperature, topP, topK, seed, json, device };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             string dir = parse.GetValue(model)!;
@@ -33,7 +34,9 @@ public static class GenerateCommand
                 Seed = parse.GetValue(seed), MaxTokens = parse.GetValue(maxTokens),
             };
             options.Validate();
-            using var lm = CausalLM.Load(dir, CpuBackend.Instance);
+            var backend = BackendFactory.Create(parse.GetValue(device)!);
+            using var backendScope = backend as IDisposable;
+            using var lm = CausalLM.Load(dir, backend);
             var generator = new Generator(lm, LoadTokenizer(dir));
             string text = parse.GetValue(prompt)!;
             var ids = generator.Tokenizer.Encode(text);
@@ -42,7 +45,7 @@ public static class GenerateCommand
                 var result = await Task.Run(() => generator.Generate(ids, options, ct), ct);
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    prompt = text, text = result.Text, prompt_tokens = result.PromptTokens, completion_tokens = result.TokenIds.Length,
+                    prompt = text, text = result.Text, device = backend.Name, prompt_tokens = result.PromptTokens, completion_tokens = result.TokenIds.Length,
                     finish_reason = result.FinishReason.ToString().ToLowerInvariant(),
                     prefill_seconds = Math.Round(result.PrefillTime.TotalSeconds, 4), decode_tokens_per_second = Math.Round(result.DecodeTokensPerSecond, 2),
                 }));

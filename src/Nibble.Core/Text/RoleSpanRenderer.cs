@@ -66,6 +66,9 @@ public static class RoleSpanRenderer
             {
                 if (part.Length == 0) continue;
                 int at = Find(text, part, from, out int length);
+                // A prefix render can share the first characters of this content (a default system prompt starting
+                // like the real one), putting the turn boundary inside it: retry from the previous content's end.
+                if (at < 0 && cursor < from) at = Find(text, part, cursor, out length);
                 if (at < 0) { notes.Add($"message {k} ({roles[k]}): content not found verbatim in the rendered text; labelled template"); continue; }
                 for (int i = at; i < at + length; i++) { labels[i] = new TokenLabel(roles[k], ChatSpanKind.Content, k); fixedKind[i] = true; }
                 from = cursor = at + length;
@@ -107,15 +110,25 @@ public static class RoleSpanRenderer
                 if (p is JinjaDict d && d.GetValueOrDefault("text") is string t) yield return t;
     }
 
-    /// <summary>Finds content verbatim, else trimmed (templates often apply |trim); returns the index and matched length.</summary>
+    /// <summary>
+    /// Finds content verbatim, else trimmed (templates often apply |trim), else JSON-escaped (templates that pass tool
+    /// results through |tojson); returns the index and matched length.
+    /// </summary>
     static int Find(string text, string content, int from, out int length)
     {
         from = Math.Clamp(from, 0, text.Length);
-        int at = text.IndexOf(content, from, StringComparison.Ordinal);
-        if (at >= 0) { length = content.Length; return at; }
         string trimmed = content.Trim();
-        length = trimmed.Length;
-        return trimmed.Length == 0 ? -1 : text.IndexOf(trimmed, from, StringComparison.Ordinal);
+        var sb = new System.Text.StringBuilder();
+        PyJson.WriteString(sb, trimmed, ensureAscii: false);
+        string escaped = sb.ToString()[1..^1];
+        foreach (string candidate in new[] { content, trimmed, escaped })
+        {
+            if (candidate.Length == 0) continue;
+            int at = text.IndexOf(candidate, from, StringComparison.Ordinal);
+            if (at >= 0) { length = candidate.Length; return at; }
+        }
+        length = 0;
+        return -1;
     }
 
     static string? TryRender(Func<string> render, List<string>? notes, string what)

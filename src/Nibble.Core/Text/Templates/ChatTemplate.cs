@@ -33,7 +33,8 @@ public sealed class ChatTemplate
     }
 
     /// <summary>Parses template text; syntax errors carry the line number.</summary>
-    public static ChatTemplate FromString(string source, string? name = null) => new(source, name);
+    public static ChatTemplate FromString(string source, string? name = null, Func<DateTime>? clock = null) =>
+        new(source, name) { Clock = clock ?? (() => DateTime.Now) };
 
     public static ChatTemplate FromFile(string path, Func<DateTime>? clock = null) =>
         new(File.ReadAllText(path), Path.GetFileName(path)) { Clock = clock ?? (() => DateTime.Now) };

@@ -1,0 +1,31 @@
+using System.Runtime.InteropServices;
+
+namespace Nibble.Cuda.Kernels;
+
+/// <summary>add, silu_mul and sigmoid_gate (Elementwise.cu), float32.</summary>
+public static class ElementwiseKernel
+{
+    [StructLayout(LayoutKind.Sequential)]
+    struct Params { public ulong X, A, B; public long N; public int Width, Pad; }
+
+    /// <summary>Blocks for a grid-stride loop: enough to fill the GPU a few times over, no more.</summary>
+    internal static uint Blocks(long n, int threads = 256) => (uint)Math.Clamp((n + threads - 1) / threads, 1, 132 * 16);
+
+    static void Launch(KernelCache kernels, CudaStream stream, string name, in Params p)
+    {
+        if (p.N == 0) return;
+        kernels.Load("Elementwise.cu").Function(name).Launch(stream, (Blocks(p.N), 1, 1), 256, p);
+    }
+
+    /// <summary>x += delta.</summary>
+    public static void Add(KernelCache kernels, CudaStream stream, ulong x, ulong delta, long n) =>
+        Launch(kernels, stream, "add", new Params { X = x, A = delta, N = n });
+
+    /// <summary>output = silu(gate) · up; output may alias gate.</summary>
+    public static void SiluMul(KernelCache kernels, CudaStream stream, ulong gate, ulong up, ulong output, long n) =>
+        Launch(kernels, stream, "silu_mul", new Params { X = output, A = gate, B = up, N = n });
+
+    /// <summary>x[r, :] *= sigmoid(gate[r]) for rows of <paramref name="width"/>.</summary>
+    public static void SigmoidGate(KernelCache kernels, CudaStream stream, ulong x, ulong gate, long n, int width) =>
+        Launch(kernels, stream, "sigmoid_gate", new Params { X = x, A = gate, N = n, Width = width });
+}
