@@ -53,9 +53,9 @@ public static class DemoCommand
                 var quantWatch = Stopwatch.StartNew();
                 QuantizationResult result = null!;
                 QuantizeCommandProgress.Run(p => result = ModelQuantizer.Quantize(w4a8,
-                    new QuantizeOptions { Scheme = QuantScheme.W4A8, Awq = new AwqOptions() }, data, p, ct));
-                result.ApplyTo(w4a16, QuantScheme.W4A16);
-                result.ApplyTo(naive, QuantScheme.W4A8, ScaleRecoveryMode.Naive);
+                    new QuantizeOptions { Scheme = QuantizationScheme.W4A8, Awq = new AwqOptions() }, data, p, ct));
+                result.ApplyTo(w4a16, QuantizationScheme.W4A16);
+                result.ApplyTo(naive, QuantizationScheme.W4A8, ScaleRecoveryMode.Naive);
                 Console.WriteLine($"AWQ + quantization: {quantWatch.Elapsed.TotalSeconds:F1} s ({result.Linears.Count} linears, {result.Awq.Count(a => a.Skipped is null)} AWQ mappings)");
 
                 var tokens = TextCorpus.TokenizeFile(textPath, tokenizer);
