@@ -87,6 +87,7 @@ public static class RoleSpanRenderer
             if (withCalls is null || noCalls is null) continue;
             var (start, end) = DiffRegion(withCalls, noCalls);
             end = Math.Min(end, bounds[k + 1]); // offsets of the prefix render hold in the full text up to the common prefix
+            start = Math.Max(start, bounds[k]); // never reach back into earlier turns
             if (end <= start) { notes.Add($"message {k}: tool calls not located"); continue; }
             for (int i = start; i < end; i++)
                 if (labels[i].Kind != ChatSpanKind.Content) { labels[i] = new TokenLabel(ChatRole.Assistant, ChatSpanKind.ToolCall, k); fixedKind[i] = true; }
