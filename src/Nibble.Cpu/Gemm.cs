@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Nibble.Cpu;
 
@@ -163,25 +164,81 @@ public static unsafe partial class Gemm
         {
             int nr = Math.Min(NR, nc - jr);
             float* panel = dst + (long)jr * kc;
-            for (int jj = 0; jj < nr; jj++)
-            {
-                long row = (long)(j0 + jr + jj) * ldw + p0;
-                float* d = panel + jj;
-                if (bf16)
+            int jj = 0;
+            // Blocks of 8 rows × 8 columns go through an in-register transpose; the rest element by element.
+            if (Avx.IsSupported)
+                for (; jj + 8 <= nr; jj += 8)
                 {
-                    ushort* s = (ushort*)w + row;
-                    for (int p = 0; p < kc; p++) d[p * NR] = BitConverter.Int32BitsToSingle(s[p] << 16);
+                    int p = 0;
+                    for (; p + 8 <= kc; p += 8)
+                        Transpose8x8(w, bf16, (long)(j0 + jr + jj) * ldw + p0 + p, ldw, panel + (long)p * NR + jj, NR);
+                    PackScalar(w, bf16, ldw, j0 + jr + jj, 8, p0, p, kc, panel + jj, NR);
                 }
-                else
-                {
-                    float* s = (float*)w + row;
-                    for (int p = 0; p < kc; p++) d[p * NR] = s[p];
-                }
-            }
-            for (int jj = nr; jj < NR; jj++)
-                for (int p = 0; p < kc; p++) panel[p * NR + jj] = 0;
+            PackScalar(w, bf16, ldw, j0 + jr + jj, nr - jj, p0, 0, kc, panel + jj, NR);
+            for (int z = nr; z < NR; z++)
+                for (int p = 0; p < kc; p++) panel[p * NR + z] = 0;
         }
     }
+
+    /// <summary>Rows [row0, row0+rows) of W, columns [p0+pStart, p0+kc), into panel column offsets (stride NR per k).</summary>
+    static void PackScalar(void* w, bool bf16, int ldw, int row0, int rows, int p0, int pStart, int kc, float* d, int NR)
+    {
+        for (int jj = 0; jj < rows; jj++)
+        {
+            long row = (long)(row0 + jj) * ldw + p0;
+            if (bf16)
+            {
+                ushort* s = (ushort*)w + row;
+                for (int p = pStart; p < kc; p++) d[p * NR + jj] = BitConverter.Int32BitsToSingle(s[p] << 16);
+            }
+            else
+            {
+                float* s = (float*)w + row;
+                for (int p = pStart; p < kc; p++) d[p * NR + jj] = s[p];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Loads 8 rows × 8 consecutive k of W (widening bf16), transposes them in registers (unpack /
+    /// shuffle / permute2x128, the classic AVX 8×8 float transpose) and stores 8 k-rows of 8 floats.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose8x8(void* w, bool bf16, long offset, int ldw, float* d, int NR)
+    {
+        Vector256<float> r0, r1, r2, r3, r4, r5, r6, r7;
+        if (bf16)
+        {
+            ushort* s = (ushort*)w + offset;
+            r0 = Widen(s); r1 = Widen(s + ldw); r2 = Widen(s + 2L * ldw); r3 = Widen(s + 3L * ldw);
+            r4 = Widen(s + 4L * ldw); r5 = Widen(s + 5L * ldw); r6 = Widen(s + 6L * ldw); r7 = Widen(s + 7L * ldw);
+        }
+        else
+        {
+            float* s = (float*)w + offset;
+            r0 = Avx.LoadVector256(s); r1 = Avx.LoadVector256(s + ldw); r2 = Avx.LoadVector256(s + 2L * ldw); r3 = Avx.LoadVector256(s + 3L * ldw);
+            r4 = Avx.LoadVector256(s + 4L * ldw); r5 = Avx.LoadVector256(s + 5L * ldw); r6 = Avx.LoadVector256(s + 6L * ldw); r7 = Avx.LoadVector256(s + 7L * ldw);
+        }
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(d, Avx.Permute2x128(s0, s4, 0x20));
+        Avx.Store(d + NR, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(d + 2 * NR, Avx.Permute2x128(s2, s6, 0x20));
+        Avx.Store(d + 3 * NR, Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(d + 4 * NR, Avx.Permute2x128(s0, s4, 0x31));
+        Avx.Store(d + 5 * NR, Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(d + 6 * NR, Avx.Permute2x128(s2, s6, 0x31));
+        Avx.Store(d + 7 * NR, Avx.Permute2x128(s3, s7, 0x31));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Widen(ushort* s) => Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(s).ToVector256Unsafe()), 16).AsSingle();
 
     /// <summary>A rows [i0, i0+mc) × columns [p0, p0+kc) into MR-tall panels laid out [panel][k][MR], zero-padded.</summary>
     static void PackA(float* a, int lda, int i0, int mc, int p0, int kc, float* dst, int MR)

@@ -57,8 +57,10 @@ public static unsafe class CpuGemmSuite
             Console.WriteLine($"{s.Name,-36} {s.M,5} {s.N,5} {s.K,5} {row.NibbleF32Gflops,11:F1} {row.NibbleBf16Gflops,11:F1} {row.OpenBlasGflops,9:F1} {row.Ratio,6:P0}");
         }
         double geo = Math.Exp(rows.Average(r => Math.Log(r.Ratio)));
+        string load = LoadAverage();
+        Console.WriteLine($"load average (1/5/15 min) at the end: {load}");
         Console.WriteLine($"geometric mean ratio Nibble f32 / OpenBLAS: {geo:P1}; worst {rows.Min(r => r.Ratio):P1}");
-        Write(outDir, rows, cpu, blas, geo, args);
+        Write(outDir, rows, cpu, blas, geo, args, load);
         return 0;
     }
 
@@ -126,7 +128,13 @@ public static unsafe class CpuGemmSuite
         catch (IOException) { return RuntimeInformation.ProcessArchitecture.ToString(); }
     }
 
-    static void Write(string outDir, List<Row> rows, string cpu, OpenBlas blas, double geo, string[] args)
+    static string LoadAverage()
+    {
+        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return "?"; }
+    }
+
+    static void Write(string outDir, List<Row> rows, string cpu, OpenBlas blas, double geo, string[] args, string load)
     {
         Directory.CreateDirectory(outDir);
         var now = DateTime.UtcNow;
@@ -135,7 +143,7 @@ public static unsafe class CpuGemmSuite
         var doc = new
         {
             suite = "cpu-gemm", date = now.ToString("u"), cpu, threads = Environment.ProcessorCount, command,
-            runtime = RuntimeInformation.FrameworkDescription, nibble_kernel = Gemm.KernelName,
+            runtime = RuntimeInformation.FrameworkDescription, load_average = load, nibble_kernel = Gemm.KernelName,
             openblas = new { library = blas.Library, config = blas.Config, threads = blas.Threads },
             geometric_mean_ratio = geo, worst_ratio = rows.Min(r => r.Ratio), rows,
         };
@@ -144,6 +152,7 @@ public static unsafe class CpuGemmSuite
         md.AppendLine($"# CPU GEMM: Nibble vs OpenBLAS cblas_sgemm ({now:u})");
         md.AppendLine();
         md.AppendLine($"CPU: {cpu}, {Environment.ProcessorCount} threads. {RuntimeInformation.FrameworkDescription}. Nibble kernel: {Gemm.KernelName}. OpenBLAS: {blas.Config} ({blas.Threads} threads).");
+        md.AppendLine($"Load average (1/5/15 min) at the end: {load} (the machine is shared; contenders run round-robin so load hits both alike).");
         md.AppendLine($"Command: `{command}`. C[M,N] = A[M,K]·W[N,K]ᵀ, float32 accumulate; best of repeated runs; bf16 column converts W while packing.");
         md.AppendLine();
         md.AppendLine("| shape | M | N | K | Nibble f32 GFLOP/s | Nibble bf16-W GFLOP/s | OpenBLAS GFLOP/s | Nibble f32 / OpenBLAS | max rel diff |");

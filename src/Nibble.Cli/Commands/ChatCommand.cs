@@ -48,7 +48,7 @@ public static class ChatCommand
                 if (line.Trim() == "/reset") { Reset(); continue; }
                 if (line.Trim().Length == 0) continue;
                 messages.Add(Message("user", line));
-                var ids = generator.Tokenizer.Encode(template.Render(messages, null, addGenerationPrompt: true));
+                var ids = generator.ChatPrompt(template, messages);
                 if (ids.Length + 1 >= lm.Config.MaxPositionEmbeddings)
                 {
                     Console.Error.WriteLine("the conversation no longer fits the model's context; starting over.");

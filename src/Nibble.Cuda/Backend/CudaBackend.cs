@@ -66,6 +66,9 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
     /// <summary>Device bytes held by the backend's pool (weights, caches, activations, cached free blocks).</summary>
     public long AllocatedBytes => _pool.AllocatedBytes;
 
+    /// <summary>Fresh activation bytes after which the pool collects garbage before allocating more (default 256 MiB).</summary>
+    public long CollectAfterBytes { get => _pool.CollectAfterBytes; set => _pool.CollectAfterBytes = value; }
+
     /// <summary>Waits until every queued op has finished (for timing).</summary>
     public void Synchronize() => Stream.Synchronize();
 
@@ -132,6 +135,16 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
         var t = Owned(TensorDType.F32, shape);
         if (t.ElementCount != values.Length) throw new ArgumentException($"{values.Length} values do not fill shape {t.ShapeText}.", nameof(values));
         fixed (float* p = values) Upload(t.Pointer, p, t.Bytes);
+        return t;
+    }
+
+    /// <summary>A BF16 tensor from bit patterns (tests and converted weights).</summary>
+    public Tensor FromHostBf16(ushort[] bits, params int[] shape)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var t = Owned(TensorDType.BF16, shape, transient: false);
+        if (t.ElementCount != bits.Length) throw new ArgumentException($"{bits.Length} values do not fill shape {t.ShapeText}.", nameof(bits));
+        fixed (ushort* p = bits) Upload(t.Pointer, p, t.Bytes);
         return t;
     }
 

@@ -31,6 +31,14 @@ internal sealed class DeviceMemoryPool : IDisposable
     /// <summary>Bytes in returned blocks waiting for reuse.</summary>
     public long CachedBytes { get; private set; }
 
+    /// <summary>
+    /// Fresh transient bytes taken from the driver after which a rent that misses the pool first runs a garbage
+    /// collection and its finalizers (so unreferenced activations come back), bounding the pool's growth.
+    /// </summary>
+    public long CollectAfterBytes { get; set; } = 256L << 20;
+
+    long _freshSinceCollect;
+
     static long RoundUp(long bytes)
     {
         bytes = Math.Max(bytes, 1);
@@ -42,17 +50,28 @@ internal sealed class DeviceMemoryPool : IDisposable
     public DeviceBlock Rent(long bytes, bool transient)
     {
         long size = RoundUp(bytes);
+        if (TryReuse(size, transient) is { } reused) return reused;
+        if (transient && _freshSinceCollect + size > CollectAfterBytes)
+        {
+            _freshSinceCollect = 0;
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            if (TryReuse(size, transient) is { } collected) return collected;
+        }
+        if (transient) _freshSinceCollect += size;
+        return new DeviceBlock(this, Allocate(size), size, transient);
+    }
+
+    DeviceBlock? TryReuse(long size, bool transient)
+    {
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             DrainFinalized();
-            if (_free.TryGetValue(size, out var stack) && stack.Count > 0)
-            {
-                CachedBytes -= size;
-                return new DeviceBlock(this, stack.Pop(), size, transient);
-            }
+            if (!_free.TryGetValue(size, out var stack) || stack.Count == 0) return null;
+            CachedBytes -= size;
+            return new DeviceBlock(this, stack.Pop(), size, transient);
         }
-        return new DeviceBlock(this, Allocate(size), size, transient);
     }
 
     ulong Allocate(long size)

@@ -6,19 +6,22 @@ namespace Nibble.Cuda.Kernels;
 /// Small M gives few CTAs (N/64 for M ≤ 8), so K is split until about <see cref="TargetCtasPerSm"/> CTAs per SM
 /// exist, keeping all 132 SMs streaming weights; each split covers whole 128-wide groups.
 /// </summary>
-public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM)
+public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM, bool Mma = false)
 {
     public const int TargetCtasPerSm = 4;
     public int Ctas => MTiles * NTiles;
 
     /// <summary>Dynamic shared memory of the W4A8 kernel: 3 stages of MT tokens × 64·KS bytes.</summary>
-    public uint W4A8SharedBytes => (uint)(3 * MT * 64 * KS);
-    public string W4A8Kernel => $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
+    public uint W4A8SharedBytes => Mma ? 0 : (uint)(3 * MT * 64 * KS);
+    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w1" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
+    public string W4A8Source => Mma ? "W4A8GemmMma.cu" : "W4A8Gemm.cu";
 
-    public static GemmPlan Choose(int m, int n, int k, int sms, bool w4a16)
+    /// <param name="mmaMaxM">W4A8 only: up to this M the mma.sync decode kernel is used instead of wgmma.</param>
+    public static GemmPlan Choose(int m, int n, int k, int sms, bool w4a16, int mmaMaxM = 0)
     {
         int mt, wn, ks;
-        if (w4a16) { mt = m <= 8 ? 8 : m <= 16 ? 16 : m <= 32 ? 32 : 64; wn = 1; ks = 1; }
+        bool mma = !w4a16 && m <= Math.Min(mmaMaxM, 32);
+        if (w4a16 || mma) { mt = m <= 8 ? 8 : m <= 16 ? 16 : m <= 32 ? 32 : 64; wn = 1; ks = 1; }
         else if (m <= 8) (mt, wn, ks) = (8, 1, 8);
         else if (m <= 16) (mt, wn, ks) = (16, 1, 8);
         else if (m <= 32) (mt, wn, ks) = (32, 1, 4);
@@ -33,6 +36,6 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
             splits = Math.Clamp((TargetCtasPerSm * sms + ctas - 1) / ctas, 1, Math.Max(1, groups / 2));
         int groupsPerSplit = (groups + splits - 1) / splits;
         splits = (groups + groupsPerSplit - 1) / groupsPerSplit;
-        return new GemmPlan(mt, wn, ks, splits, groupsPerSplit * 2, mTiles, nTiles, 8);
+        return new GemmPlan(mt, wn, ks, splits, groupsPerSplit * 2, mTiles, nTiles, 8, mma);
     }
 }

@@ -21,7 +21,7 @@
 // FP32 promotion of the tensor-core accumulators (DeepSeek-V3 / DeepGEMM practice: Hopper's FP8 MMA accumulates
 // with reduced precision): 0 = none, 1 = every 128-wide group, 2 = every 64-wide k-block.
 #ifndef W4A8_PROMOTE
-#define W4A8_PROMOTE 1
+#define W4A8_PROMOTE 0
 #endif
 
 struct W4A8GemmParams {
@@ -193,6 +193,7 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
         if (st + STAGES - 1 < nStages) fill(st + STAGES - 1);
         cp_async_commit();
         const u32 stage = smemBase + (st % STAGES) * STAGE_BYTES;
+        u32 areg[2][8];
 #pragma unroll
         for (int q = 0; q < KS; ++q) {
             const int kb = kbBegin + st * KS + q;
@@ -201,15 +202,17 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
                 u32x4 cur = ring[q & dmask];
                 if (kb + D < kbEnd) ring[q & dmask] = ldg_stream_v4(wptr + (size_t)(kb + D) * 32);
                 if (((kb - kbBegin) & 1) == 0) load_luts(sptr + (kb >> 1) * 8, lut0, lut1);
-                u32 a[8];
+                // A double-buffered by k-block parity: the wgmma of block kb may still read a[q&1] while block kb+1
+                // is converted into the other half (wait_group 1 keeps one group in flight).
+                u32* a = areg[q & 1];
                 convert8(cur.x, lut0, lut1, a[0], a[1]);
                 convert8(cur.y, lut0, lut1, a[2], a[3]);
                 convert8(cur.z, lut0, lut1, a[4], a[5]);
                 convert8(cur.w, lut0, lut1, a[6], a[7]);
 #if W4A8_PROMOTE == 2
-                const int first = 0;                                  // each k-block starts a fresh TC sum
+                const int first = 0;
 #elif W4A8_PROMOTE == 1
-                const int first = ((kb - kbBegin) & 1) ? 1 : 0;       // each group starts a fresh TC sum
+                const int first = ((kb - kbBegin) & 1) ? 1 : 0;
 #else
                 const int first = 1;
 #endif
@@ -217,18 +220,23 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
                 Wgmma<NTOK>::run(acc, a[0], a[1], a[2], a[3], smem_desc(stage + (q * 2 + 0) * (NTOK / 8) * 256), first);
                 Wgmma<NTOK>::run(acc, a[4], a[5], a[6], a[7], smem_desc(stage + (q * 2 + 1) * (NTOK / 8) * 256), 1);
                 asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+#if W4A8_PROMOTE
                 asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-#if W4A8_PROMOTE == 2
-#pragma unroll
-                for (int i = 0; i < NACC; ++i) total[i] += acc[i];
-#elif W4A8_PROMOTE == 1
-                if (((kb - kbBegin) & 1) || kb + 1 == kbEnd) {
+#if W4A8_PROMOTE == 1
+                if (((kb - kbBegin) & 1) || kb + 1 == kbEnd)
+#endif
 #pragma unroll
                     for (int i = 0; i < NACC; ++i) total[i] += acc[i];
-                }
+#else
+                asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
 #endif
+                // Keep the previous buffer's registers alive (and unmoved) until its wgmma has completed.
+                u32* prev = areg[(q + 1) & 1];
+                asm volatile("" : "+r"(prev[0]), "+r"(prev[1]), "+r"(prev[2]), "+r"(prev[3]), "+r"(prev[4]), "+r"(prev[5]), "+r"(prev[6]), "+r"(prev[7]));
             }
         }
+        // The next iteration refills this stage's buffer after its barrier: no wgmma may still read it.
+        asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     }
     cp_async_wait<0>();
 #if W4A8_PROMOTE
