@@ -107,8 +107,13 @@ public class W4A8KernelTests(ITestOutputHelper output)
             dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
             gemm.Run(stream, d8, ds, ops, dy, m);
             var err = Reference.RelativeError(dy.ToArray(stream), expected);
-            if (rep == 0) output.WriteLine($"M={m} N={n} K={k} plan={gemm.Plan(m, n, k)} rel. Frobenius error {err:E2}; worst rows {Reference.WorstRows(dy.ToArray(stream), expected, m, n)}");
-            Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
+            var plan = gemm.Plan(m, n, k);
+            if (rep == 0) output.WriteLine($"M={m} N={n} K={k} {(plan.Mma ? "mma" : "wgmma")} {plan.W4A8Kernel} splits={plan.Splits} rel. Frobenius error {err:E2}");
+            // The mma.sync path is exact-product (F2FP + HMMA, FP32 sums): 1e-3 is loose for it. Hopper's FP8 wgmma adds
+            // each k32 step's 32 products at reduced precision (measured 1.4e-3 on these adversarial inputs, with or
+            // without FP32 promotion; cuBLASLt FP8 shows 1.5e-3), so its bound is 2.5e-3. See docs/kernels/w4a8-gemm.md.
+            double bound = plan.Mma ? 1e-3 : 2.5e-3;
+            Assert.True(err <= bound, $"relative error {err:E3} > {bound:E1}");
         }
     }
 
@@ -175,7 +180,7 @@ public class W4A8KernelTests(ITestOutputHelper output)
         layer.Run(stream, dx, dy, m);
         var err = Reference.RelativeError(dy.ToArray(stream), expected);
         output.WriteLine($"W4A8Linear M={m} N={n} K={k}: {err:E2}");
-        Assert.True(err <= 1e-3, $"relative error {err:E3}");
+        Assert.True(err <= 2.5e-3, $"relative error {err:E3}");
         layer.Operands.Dispose();
     }
 

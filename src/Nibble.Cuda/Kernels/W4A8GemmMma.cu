@@ -111,12 +111,25 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
         sbase[w] = p.sigma + (size_t)(nb0 + w) * groups * 8 + gid;
     }
 
+    // Register ring: weights D k-blocks ahead, and each group's sigma pair with the group's first block, so no
+    // dependent load (a sigma miss costs ~1 us) stalls the LUT build.
     u32x4 ring[D][WN];
+    u16 sring[D / 2][WN];
 #pragma unroll
     for (int d = 0; d < D; ++d)
         if (kbBegin + d < kbEnd)
 #pragma unroll
-            for (int w = 0; w < WN; ++w) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kbBegin + d) * 32);
+            for (int w = 0; w < WN; ++w) {
+                ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kbBegin + d) * 32);
+                if ((d & 1) == 0) sring[d >> 1][w] = __ldg(sbase[w] + ((kbBegin + d) >> 1) * 8);
+            }
+    // Activations one k-block ahead.
+    u32 xnext[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+        const u32* xr = reinterpret_cast<const u32*>(xrow[j] + kbBegin * 64);
+        xnext[j][0] = __ldg(xr); xnext[j][1] = __ldg(xr + 4); xnext[j][2] = __ldg(xr + 8); xnext[j][3] = __ldg(xr + 12);
+    }
 
     Lut lut[WN][2];
     for (int kb0 = kbBegin; kb0 < kbEnd; kb0 += D) {
@@ -125,22 +138,29 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
             const int kb = kb0 + d;
             if (kb < kbEnd) {
                 u32x4 cur[WN];
+                u16 scur[WN];
 #pragma unroll
                 for (int w = 0; w < WN; ++w) {
                     cur[w] = ring[d][w];
-                    if (kb + D < kbEnd) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kb + D) * 32);
+                    scur[w] = sring[d >> 1][w];
+                    if (kb + D < kbEnd) {
+                        ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kb + D) * 32);
+                        if ((d & 1) == 0) sring[d >> 1][w] = __ldg(sbase[w] + ((kb + D) >> 1) * 8);
+                    }
                 }
                 u32x4 xb[NT];
 #pragma unroll
                 for (int j = 0; j < NT; ++j) { // GEMM order: physical 16tig + 8t + 4h + j sits at 32t + 16h + 4tig + j
-                    const u32* xr = reinterpret_cast<const u32*>(xrow[j] + kb * 64);
-                    xb[j].x = __ldg(xr); xb[j].y = __ldg(xr + 4); xb[j].z = __ldg(xr + 8); xb[j].w = __ldg(xr + 12);
+                    xb[j].x = xnext[j][0]; xb[j].y = xnext[j][1]; xb[j].z = xnext[j][2]; xb[j].w = xnext[j][3];
+                    if (kb + 1 < kbEnd) {
+                        const u32* xr = reinterpret_cast<const u32*>(xrow[j] + (kb + 1) * 64);
+                        xnext[j][0] = __ldg(xr); xnext[j][1] = __ldg(xr + 4); xnext[j][2] = __ldg(xr + 8); xnext[j][3] = __ldg(xr + 12);
+                    }
                 }
                 if ((d & 1) == 0) { // group start: kbBegin is even and D is even, so kb is even exactly when d is
 #pragma unroll
                     for (int w = 0; w < WN; ++w) {
-                        u16 s2 = __ldg(sbase[w] + (kb >> 1) * 8);
-                        u32 f2 = e4m3x2_to_f16x2(s2);
+                        u32 f2 = e4m3x2_to_f16x2(scur[w]);
                         build_lut(prmt(f2, 0, 0x1010), lut[w][0].nLo, lut[w][0].nHi, lut[w][0].pLo, lut[w][0].pHi);
                         build_lut(prmt(f2, 0, 0x3232), lut[w][1].nLo, lut[w][1].nHi, lut[w][1].pLo, lut[w][1].pHi);
                     }
@@ -222,6 +242,8 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
         w4a8_gemm_impl<MT, WN>(p);                                                                    \
     }
 W4A8_INSTANCE(8, 1)
+W4A8_INSTANCE(8, 2)
 W4A8_INSTANCE(16, 1)
+W4A8_INSTANCE(16, 2)
 W4A8_INSTANCE(32, 1)
 
