@@ -34,7 +34,7 @@ public sealed class W4A8Gemm : IDisposable
     public int Promote { get; init; } = 0;
 
     /// <summary>Up to this M the mma.sync decode kernel (W4A8GemmMma.cu) runs instead of the wgmma kernel.</summary>
-    public int MmaMaxM { get; init; } = 16;
+    public int MmaMaxM { get; init; } = 32;
 
     CudaModule ModuleFor(string source) =>
         kernels.Load(source, hopperOnly: true, Promote == 0 || source != "W4A8Gemm.cu" ? [] : [$"W4A8_PROMOTE={Promote}"]);
