@@ -141,8 +141,8 @@ public class W4A8KernelTests(ITestOutputHelper output)
         foreach (var (mt, wn, ks) in new[] { (8, 1, 8), (16, 1, 8), (32, 1, 4), (64, 2, 4), (128, 2, 4) })
             variants.Add(($"wgmma n{mt}", new GemmPlan(mt, wn, ks, 1, k / 64, (m + mt - 1) / mt, n / (64 * wn), 8), 0));
         variants.Add(("wgmma n128 promote/group", new GemmPlan(128, 2, 4, 1, k / 64, (m + 127) / 128, n / 128, 8), 1));
-        foreach (int mt in new[] { 8, 16, 32 })
-            variants.Add(($"mma m{mt}", new GemmPlan(mt, 1, 1, 1, k / 64, (m + mt - 1) / mt, n / 64, 8, Mma: true), 0));
+        foreach (var (mt, wn) in new[] { (8, 1), (8, 2), (16, 1), (16, 2), (32, 1) })
+            variants.Add(($"mma m{mt} w{wn}", new GemmPlan(mt, wn, 1, 1, k / 64, (m + mt - 1) / mt, n / (64 * wn), 8, Mma: true), 0));
         double worst = 0;
         foreach (var (name, plan, promote) in variants)
         {

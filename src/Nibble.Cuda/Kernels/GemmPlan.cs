@@ -13,7 +13,7 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
 
     /// <summary>Dynamic shared memory of the W4A8 kernel: 3 stages of MT tokens × 64·KS bytes.</summary>
     public uint W4A8SharedBytes => Mma ? 0 : (uint)(3 * MT * 64 * KS);
-    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w1" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
+    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w{WN}" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
     public string W4A8Source => Mma ? "W4A8GemmMma.cu" : "W4A8Gemm.cu";
 
     /// <param name="mmaMaxM">W4A8 only: up to this M the mma.sync decode kernel is used instead of wgmma.</param>
