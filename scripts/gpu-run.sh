@@ -20,9 +20,7 @@ export DOTNET_ROOT=/opt/dotnet PATH=/opt/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOU
   done
 } > "$OUT/kernels.txt" 2>&1
 if [ "${SASS:-0}" = 1 ]; then
-  for fn in w4a8_gemm_n128_wg2_ks4 w4a8_mma_m8_w2; do
-    echo "== $fn"; cuobjdump -sass -fun $fn /tmp/W4A8Gemm.cubin /tmp/W4A8GemmMma.cubin 2>/dev/null | grep -E "^\s+/\*[0-9a-f]{4}\*/" | sed 's/ *\/\* 0x[0-9a-f]* \*\///'
-  done > "$OUT/sass.txt" 2>&1
+  { cuobjdump -sass -fun w4a8_gemm_n128_wg2_ks4 /tmp/W4A8Gemm.cubin; cuobjdump -sass -fun w4a8_mma_m8_w2 /tmp/W4A8GemmMma.cubin; } > "$OUT/sass.txt" 2>&1
 fi
 if [ "${NCU:-0}" = 1 ]; then
   ncu --target-processes all -k regex:"${NCU_KERNEL:-w4a8_gemm_n128}" -c 1 --section SpeedOfLight --section WarpStateStats \

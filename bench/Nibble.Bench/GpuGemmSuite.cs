@@ -88,9 +88,9 @@ public static class GpuGemmSuite
                     int it = m >= 2048 && (long)n * k >= 100_000_000 ? Math.Max(5, iters / 3) : iters;
                     var plan = w4a8.Plan(m, n, k);
                     double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true));
-                    double ta = Time(ctx, stream, it, i => w4a8.Run(stream, x8g, ts, opsA[i % r8], y, m, plan));
+                    double ta = Time(ctx, stream, it, i => w4a8.Run(stream, plan.GemmOrderActivations ? x8g : x8, ts, opsA[i % r8], y, m, plan));
                     double? tw = m <= 64 ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
-                    double? tm = m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
+                    double? tm = m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8, ts, opsA[i % r8], y, m)) : null;
                     double tb = Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
                     double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
                     double tbf = Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));

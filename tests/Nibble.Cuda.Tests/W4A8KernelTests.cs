@@ -97,7 +97,8 @@ public class W4A8KernelTests(ITestOutputHelper output)
 
         var (ctx, stream) = (Gpu.Context, Gpu.Stream);
         using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-        using var d8 = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var d8g = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var d8n = DeviceBuffer<byte>.From(ctx, x8, stream);
         using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
         using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
         foreach (int mmaMaxM in m <= 32 ? new[] { 0, 32 } : new[] { 0 }) // small M: both the wgmma and the mma.sync kernel
@@ -105,7 +106,7 @@ public class W4A8KernelTests(ITestOutputHelper output)
         {
             using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { MmaMaxM = mmaMaxM };
             dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
-            gemm.Run(stream, d8, ds, ops, dy, m);
+            gemm.Run(stream, gemm.Plan(m, n, k).GemmOrderActivations ? d8g : d8n, ds, ops, dy, m);
             var err = Reference.RelativeError(dy.ToArray(stream), expected);
             var plan = gemm.Plan(m, n, k);
             if (rep == 0) output.WriteLine($"M={m} N={n} K={k} {(plan.Mma ? "mma" : "wgmma")} {plan.W4A8Kernel} splits={plan.Splits} rel. Frobenius error {err:E2}");
@@ -134,7 +135,8 @@ public class W4A8KernelTests(ITestOutputHelper output)
         var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
         var (ctx, stream) = (Gpu.Context, Gpu.Stream);
         using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-        using var d8 = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var d8g = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var d8n = DeviceBuffer<byte>.From(ctx, x8, stream);
         using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
         using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
         var variants = new List<(string Name, GemmPlan Plan, int Promote)>();
@@ -148,7 +150,7 @@ public class W4A8KernelTests(ITestOutputHelper output)
         {
             using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { Promote = promote };
             dy.FillBytes(0xFF, stream);
-            gemm.Run(stream, d8, ds, ops, dy, m, plan);
+            gemm.Run(stream, plan.GemmOrderActivations ? d8g : d8n, ds, ops, dy, m, plan);
             var got = dy.ToArray(stream);
             var err = Reference.RelativeError(got, expected);
             worst = Math.Max(worst, err);

@@ -15,6 +15,8 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
     public uint W4A8SharedBytes => Mma ? 0 : (uint)(3 * MT * 64 * KS);
     public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w{WN}" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
     public string W4A8Source => Mma ? "W4A8GemmMma.cu" : "W4A8Gemm.cu";
+    /// <summary>Whether the W4A8 kernel of this plan reads x8 in GEMM order (wgmma) or natural order (mma.sync).</summary>
+    public bool GemmOrderActivations => !Mma;
 
     /// <param name="mmaMaxM">W4A8 only: up to this M the mma.sync decode kernel is used instead of wgmma.</param>
     /// <summary>
@@ -27,12 +29,10 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
         var shapes = new List<(int MT, int WN, int KS, bool Mma)>();
         if (m <= Math.Min(mmaMaxM, 32))
         {
-            // Two 16-row slabs per warp first: twice the weight loads in flight per thread and half the CTAs, measured
-            // 96 us against 240 us (one slab, two waves) at M=16, N=57344, K=8192. M in 17..32 runs two m16 tiles
-            // (the second re-reads the weights from L2): the m32 tile spills.
-            int mt = m <= 8 ? 8 : 16;
-            shapes.Add((mt, 2, 1, true));
+            // One 16-row slab per warp first (fewest registers, most warps), two slabs when that fits one wave better.
+            int mt = m <= 8 ? 8 : m <= 16 ? 16 : 32;
             shapes.Add((mt, 1, 1, true));
+            if (mt <= 16) shapes.Add((mt, 2, 1, true));
         }
         else if (m <= 16) { shapes.Add((m <= 8 ? 8 : 16, 1, 8, false)); }
         else if (m <= 32) { shapes.Add((32, 1, 4, false)); shapes.Add((32, 2, 4, false)); }

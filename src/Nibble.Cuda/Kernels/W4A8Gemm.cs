@@ -34,7 +34,7 @@ public sealed class W4A8Gemm : IDisposable
     public int Promote { get; init; } = 0;
 
     /// <summary>Up to this M the mma.sync decode kernel (W4A8GemmMma.cu) runs instead of the wgmma kernel.</summary>
-    public int MmaMaxM { get; init; } = 32;
+    public int MmaMaxM { get; init; } = 16;
 
     CudaModule ModuleFor(string source) =>
         kernels.Load(source, hopperOnly: true, Promote == 0 || source != "W4A8Gemm.cu" ? [] : [$"W4A8_PROMOTE={Promote}"]);
@@ -50,7 +50,7 @@ public sealed class W4A8Gemm : IDisposable
         return p;
     }
 
-    /// <summary>Runs Y = GEMM(x8, W); <paramref name="x8"/> must be in GEMM order (ActivationQuantFp8 with gemmOrder: true).</summary>
+    /// <summary>Runs Y = GEMM(x8, W); <paramref name="x8"/> must be in the order <see cref="GemmPlan.GemmOrderActivations"/> of the plan says.</summary>
     public void Run(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan? plan = null)
     {
         if (m <= 0) return;

@@ -1,9 +1,12 @@
 // W4A8 GEMM, decode variant (small M): same operands and result as W4A8Gemm.cu, through mma.sync m16n8k32 e4m3.
 // On sm_90 that instruction is not native: SASS shows F2FP (e4m3 -> f16, exact) + HMMA.16816.F32, so products are
-// exact and sums FP32. It needs no shared memory or warpgroup synchronisation, which wins when M <= 32 and the GEMM
-// is a pure weight stream (measured in docs/kernels/w4a8-gemm.md). Weights as the A operand ("swap AB"), tokens in n8.
+// exact and sums FP32 (exact-product to 2e-8 in the tests). It needs no shared memory or warpgroup synchronisation,
+// which wins while the GEMM is a pure weight stream (M <= 16; docs/kernels/w4a8-gemm.md). Weights as the A operand
+// ("swap AB", as CUTLASS example 55 does for the narrow type), tokens in the n8 dimension.
+// Activations x8 are in natural k order here (one 16-byte load per token and k-block); the wgmma kernel reads them in
+// its GEMM order instead (GemmPlan.GemmOrderActivations says which).
 //
-// Activations x8 are read in the GEMM order of W4A8Gemm.cu. Weight layout (W4A8WeightPrep.cu): 16-row x 64-k blocks of
+// Weight layout (written by W4A8WeightPrep.cu, documented in docs/kernels/w4a8-gemm.md): 16-row x 64-k blocks of
 // 512 bytes, block (nb, kb) at ((nb * K/64) + kb) * 512, K-blocks of one 16-row slab contiguous so a warp streams its
 // slab with one coalesced 512-byte load per k-block. Lane L (gid = L/4, tig = L%4) owns bytes [16L, 16L+16): four
 // words w = 2t + h (t = mma k-tile, h = half), word = 4 codes of row gid then 4 codes of row gid+8 at physical
@@ -101,7 +104,7 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
     // Activation rows this thread reads for its B fragments (rows past M read row M-1; their results are dropped).
     const u8* xrow[NT];
 #pragma unroll
-    for (int j = 0; j < NT; ++j) xrow[j] = p.x8 + (size_t)min(m0 + j * 8 + gid, p.M - 1) * p.K + tig * 4;
+    for (int j = 0; j < NT; ++j) xrow[j] = p.x8 + (size_t)min(m0 + j * 8 + gid, p.M - 1) * p.K + tig * 16;
 
     const u32x4* wbase[WN];
     const u16* sbase[WN];
@@ -111,25 +114,12 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
         sbase[w] = p.sigma + (size_t)(nb0 + w) * groups * 8 + gid;
     }
 
-    // Register ring: weights D k-blocks ahead, and each group's sigma pair with the group's first block, so no
-    // dependent load (a sigma miss costs ~1 us) stalls the LUT build.
     u32x4 ring[D][WN];
-    u16 sring[D / 2][WN];
 #pragma unroll
     for (int d = 0; d < D; ++d)
         if (kbBegin + d < kbEnd)
 #pragma unroll
-            for (int w = 0; w < WN; ++w) {
-                ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kbBegin + d) * 32);
-                if ((d & 1) == 0) sring[d >> 1][w] = __ldg(sbase[w] + ((kbBegin + d) >> 1) * 8);
-            }
-    // Activations one k-block ahead.
-    u32 xnext[NT][4];
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-        const u32* xr = reinterpret_cast<const u32*>(xrow[j] + kbBegin * 64);
-        xnext[j][0] = __ldg(xr); xnext[j][1] = __ldg(xr + 4); xnext[j][2] = __ldg(xr + 8); xnext[j][3] = __ldg(xr + 12);
-    }
+            for (int w = 0; w < WN; ++w) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kbBegin + d) * 32);
 
     Lut lut[WN][2];
     for (int kb0 = kbBegin; kb0 < kbEnd; kb0 += D) {
@@ -138,29 +128,19 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
             const int kb = kb0 + d;
             if (kb < kbEnd) {
                 u32x4 cur[WN];
-                u16 scur[WN];
 #pragma unroll
                 for (int w = 0; w < WN; ++w) {
                     cur[w] = ring[d][w];
-                    scur[w] = sring[d >> 1][w];
-                    if (kb + D < kbEnd) {
-                        ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kb + D) * 32);
-                        if ((d & 1) == 0) sring[d >> 1][w] = __ldg(sbase[w] + ((kb + D) >> 1) * 8);
-                    }
+                    if (kb + D < kbEnd) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kb + D) * 32);
                 }
                 u32x4 xb[NT];
 #pragma unroll
-                for (int j = 0; j < NT; ++j) { // GEMM order: physical 16tig + 8t + 4h + j sits at 32t + 16h + 4tig + j
-                    xb[j].x = xnext[j][0]; xb[j].y = xnext[j][1]; xb[j].z = xnext[j][2]; xb[j].w = xnext[j][3];
-                    if (kb + 1 < kbEnd) {
-                        const u32* xr = reinterpret_cast<const u32*>(xrow[j] + (kb + 1) * 64);
-                        xnext[j][0] = __ldg(xr); xnext[j][1] = __ldg(xr + 4); xnext[j][2] = __ldg(xr + 8); xnext[j][3] = __ldg(xr + 12);
-                    }
-                }
+                for (int j = 0; j < NT; ++j) xb[j] = ldg_nc_v4(xrow[j] + kb * 64);
                 if ((d & 1) == 0) { // group start: kbBegin is even and D is even, so kb is even exactly when d is
 #pragma unroll
                     for (int w = 0; w < WN; ++w) {
-                        u32 f2 = e4m3x2_to_f16x2(scur[w]);
+                        u16 s2 = __ldg(sbase[w] + (kb >> 1) * 8);
+                        u32 f2 = e4m3x2_to_f16x2(s2);
                         build_lut(prmt(f2, 0, 0x1010), lut[w][0].nLo, lut[w][0].nHi, lut[w][0].pLo, lut[w][0].pHi);
                         build_lut(prmt(f2, 0, 0x3232), lut[w][1].nLo, lut[w][1].nHi, lut[w][1].pLo, lut[w][1].pHi);
                     }
