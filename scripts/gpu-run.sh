@@ -11,19 +11,18 @@ export DOTNET_ROOT=/opt/dotnet PATH=/opt/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOU
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu --format=csv
   grep -nE "CUBLASLT_MATMUL_DESC_(A_SCALE_MODE|FAST_ACCUM|A_SCALE_POINTER)|MATRIX_SCALE_OUTER_VEC_32F" /usr/local/cuda/include/cublasLt.h | head
-  cd $G/kernels
-  for f in W4A8Gemm W4A16Gemm ActivationQuantFp8 W4A8WeightPrep; do
-    nvcc -cubin -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o /tmp/$f.cubin $f.cu 2>&1 | grep -E "error|Function properties|registers|spill|Compiling entry" | sed 's/ptxas info    : //'
+  for f in W4A8Gemm W4A8GemmMma W4A16Gemm ActivationQuantFp8 W4A8WeightPrep; do
+    (cd $G/kernels && nvcc -cubin -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o /tmp/$f.cubin $f.cu 2>&1) | grep -E "error|registers|spill|Compiling entry" | sed 's/ptxas info    : //' | paste - - - | sed 's/Compiling entry function//'
   done
-  for fn in w4a8_gemm_m8_w1 w4a8_gemm_m64_w2; do
+  for fn in w4a8_gemm_n8_wg1_ks8 w4a8_gemm_n128_wg2_ks4; do
     echo "== SASS opcode histogram $fn"
     cuobjdump -sass -fun $fn /tmp/W4A8Gemm.cubin | grep -oP '/\*[0-9a-f]{4}\*/\s+\K[A-Z][A-Z0-9_.]+' | sort | uniq -c | sort -rn | head -25
   done
 } > "$OUT/kernels.txt" 2>&1
 echo "kernels checked: $(grep -c registers "$OUT/kernels.txt") entries"; grep -iE "error|spill" "$OUT/kernels.txt" | grep -v " 0 bytes spill" | head -20
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
-  dotnet $G/cuda-tests/Nibble.Cuda.Tests.dll -showLiveOutput ${TEST_FILTER:-} > "$OUT/tests.txt" 2>&1
-  grep -E "FAIL|Total:|rel\. Frobenius|error [0-9]|scale mode|cold|warm" "$OUT/tests.txt" | tail -60
+  dotnet $G/cuda-tests/Nibble.Cuda.Tests.dll -showLiveOutput -parallel none -reporter verbose ${TEST_FILTER:-} > "$OUT/tests.txt" 2>&1
+  grep -E "FAIL|\[FAIL\]|Total:|rel\. Frobenius|error|scale mode|cold|warm|Exception" "$OUT/tests.txt" | tail -60
 fi
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   dotnet $G/bench/Nibble.Bench.dll gemm --out "$OUT" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.txt" | tail -150

@@ -20,7 +20,7 @@ public static class GpuGemmSuite
     static readonly int[] DefaultMs = [1, 4, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
 
     public sealed record Row(int M, int N, int K, double w4a8_us, double w4a16_us, double fp8_us, double bf16_us, double act_quant_us,
-        string w4a8_plan, string card, string date);
+        double w4a8_wgmma_us, double w4a8_mma_us, string w4a8_plan, string card, string date);
 
     public static int Run(string[] args)
     {
@@ -38,6 +38,8 @@ public static class GpuGemmSuite
         using var stream = CudaStream.Create(ctx);
         using var lt = new CublasLt(ctx);
         using var w4a8 = new W4A8Gemm(kernels, ctx);
+        using var w4a8Wgmma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 0 };
+        using var w4a8Mma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 32 };
         using var w4a16 = new W4A16Gemm(kernels, ctx);
         string card = ctx.Name, date = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
         Console.WriteLine($"# {card} ({ctx.Arch}, {ctx.MultiprocessorCount} SMs, L2 {ctx.L2CacheBytes >> 20} MB), driver {ctx.DriverVersionText}, NVRTC {KernelCache.NvrtcVersion()}, cuBLASLt {lt.Version}");
@@ -77,22 +79,26 @@ public static class GpuGemmSuite
                     if (clock.Elapsed.TotalSeconds > budgetS) break;
                     using var x = new DeviceBuffer<ushort>(ctx, (long)m * k);
                     using var x8 = new DeviceBuffer<byte>(ctx, (long)m * k);
+                    using var x8g = new DeviceBuffer<byte>(ctx, (long)m * k);
                     using var ts = new DeviceBuffer<float>(ctx, m);
                     using var y = new DeviceBuffer<ushort>(ctx, (long)m * n);
                     RandomFill.Bf16(kernels, stream, x, (uint)(m + 99), 2f);
                     ActivationQuantFp8.Run(kernels, stream, x, x8, ts, m, k);
+                    ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true);
                     int it = m >= 2048 && (long)n * k >= 100_000_000 ? Math.Max(5, iters / 3) : iters;
                     var plan = w4a8.Plan(m, n, k);
-                    double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8, ts, m, k));
-                    double ta = Time(ctx, stream, it, i => w4a8.Run(stream, x8, ts, opsA[i % r8], y, m, plan));
+                    double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true));
+                    double ta = Time(ctx, stream, it, i => w4a8.Run(stream, x8g, ts, opsA[i % r8], y, m, plan));
+                    double tw = m <= 64 ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : ta;
+                    double tm = m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : double.NaN;
                     double tb = Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
                     double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
                     double tbf = Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
-                    var row = new Row(m, n, k, ta, tb, tf, tbf, tq, plan.ToString(), card, date);
+                    var row = new Row(m, n, k, ta, tb, tf, tbf, tq, tw, tm, plan.ToString(), card, date);
                     rows.Add(row);
                     double tflop = 2.0 * m * n * k / 1e12;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1}  | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [{plan.MT}x{plan.WN} s{plan.Splits}]"));
+                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1} (wgmma {tw,7:F1} mma {tm,7:F1}) | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [{(plan.Mma ? "mma m" : "n")}{plan.MT} wg{plan.WN} s{plan.Splits}]"));
                 }
             }
             finally
@@ -136,15 +142,15 @@ public static class GpuGemmSuite
     static (double Cold, double Warm) CompileTimes(CudaContext ctx)
     {
         var dir = Path.Combine(Path.GetTempPath(), "nibble-bench-kc-" + Guid.NewGuid().ToString("N"));
-        string[] files = ["W4A8Gemm.cu", "W4A16Gemm.cu", "ActivationQuantFp8.cu", "W4A8WeightPrep.cu"];
+        string[] files = ["W4A8Gemm.cu", "W4A8GemmMma.cu", "W4A16Gemm.cu", "ActivationQuantFp8.cu", "W4A8WeightPrep.cu"];
         try
         {
             double cold, warm;
             var sw = Stopwatch.StartNew();
-            using (var c = new KernelCache(ctx, dir)) foreach (var f in files) c.Load(f, hopperOnly: f == "W4A8Gemm.cu");
+            using (var c = new KernelCache(ctx, dir)) foreach (var f in files) c.Load(f, hopperOnly: f.StartsWith("W4A8Gemm"));
             cold = sw.Elapsed.TotalMilliseconds;
             sw.Restart();
-            using (var c = new KernelCache(ctx, dir)) foreach (var f in files) c.Load(f, hopperOnly: f == "W4A8Gemm.cu");
+            using (var c = new KernelCache(ctx, dir)) foreach (var f in files) c.Load(f, hopperOnly: f.StartsWith("W4A8Gemm"));
             warm = sw.Elapsed.TotalMilliseconds;
             return (cold, warm);
         }

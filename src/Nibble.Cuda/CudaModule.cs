@@ -43,7 +43,7 @@ public sealed class CudaFunction
     readonly CudaContext context;
     public IntPtr Handle { get; }
     public string Name { get; }
-    int dynamicSharedLimit = 48 * 1024;
+    int dynamicSharedLimit = 32 * 1024;
 
     internal CudaFunction(CudaContext context, IntPtr handle, string name) { this.context = context; Handle = handle; Name = name; }
 
@@ -62,10 +62,11 @@ public sealed class CudaFunction
         where TParams : unmanaged
     {
         context.Bind();
-        if (sharedBytes > dynamicSharedLimit)
+        // Static __shared__ variables count toward the 48 KB default too, so opt in well before it.
+        if (sharedBytes > 32 * 1024 && sharedBytes > dynamicSharedLimit - 1024)
         {
             CudaException.Check(Driver.cuFuncSetAttribute(Handle, Driver.FuncAttrMaxDynamicShared, (int)sharedBytes), $"cuFuncSetAttribute({Name}, max dynamic smem {sharedBytes})");
-            dynamicSharedLimit = (int)sharedBytes;
+            dynamicSharedLimit = (int)sharedBytes + 1024;
         }
         var copy = parameters;
         void* argPtr = &copy;

@@ -91,6 +91,22 @@ static class Reference
         return Math.Sqrt(num / Math.Max(den, 1e-300));
     }
 
+    /// <summary>The three rows with the largest relative error, as "row:error" (diagnostics).</summary>
+    public static string WorstRows(ushort[] got, double[] reference, int m, int n)
+    {
+        var rows = Enumerable.Range(0, m).Select(r =>
+        {
+            double num = 0, den = 0;
+            for (int c = 0; c < n; c++)
+            {
+                double g = HostNumerics.Bf16ToFloat(got[(long)r * n + c]), e = reference[(long)r * n + c];
+                num += (g - e) * (g - e); den += e * e;
+            }
+            return (r, err: den == 0 ? (num == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(num / den));
+        }).OrderByDescending(t => t.err).Take(3);
+        return string.Join(" ", rows.Select(t => $"{t.r}:{t.err:E1}"));
+    }
+
     public static int[] RandomPacked(Random rng, int n, int k, int minus8Rows = 0)
     {
         var p = new int[n * (k / 8)];

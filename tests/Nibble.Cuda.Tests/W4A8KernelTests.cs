@@ -27,10 +27,12 @@ public class W4A8KernelTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(1, 128)]
-    [InlineData(7, 4096)]
-    [InlineData(33, 1000)]
-    public void Per_token_FP8_quantization_matches_the_CPU_reference_byte_for_byte(int m, int k)
+    [InlineData(1, 128, false)]
+    [InlineData(7, 4096, false)]
+    [InlineData(33, 1000, false)]
+    [InlineData(5, 1024, true)]
+    [InlineData(70, 384, true)]
+    public void Per_token_FP8_quantization_matches_the_CPU_reference_byte_for_byte(int m, int k, bool gemmOrder)
     {
         GpuAvailability.RequireGpu();
         var rng = new Random(m * 1000 + k);
@@ -41,12 +43,13 @@ public class W4A8KernelTests(ITestOutputHelper output)
         using var ds = new DeviceBuffer<float>(ctx, m);
         d8.FillBytes(0x7F, stream);
         ds.FillBytes(0xFF, stream);
-        ActivationQuantFp8.Run(kernels, stream, dx, d8, ds, m, k);
+        ActivationQuantFp8.Run(kernels, stream, dx, d8, ds, m, k, gemmOrder);
         var got8 = d8.ToArray(stream);
         var gotS = ds.ToArray(stream);
         var exp8 = new byte[(long)m * k];
         var expS = new float[m];
         ActivationQuantFp8.Reference(x, m, k, exp8, expS);
+        if (gemmOrder) exp8 = ActivationQuantFp8.ToGemmOrder(exp8, m, k);
         Assert.Equal(expS, gotS);
         int bad = 0;
         for (int i = 0; i < exp8.Length; i++) if (!SameE4M3(exp8[i], got8[i])) bad++;
@@ -94,18 +97,59 @@ public class W4A8KernelTests(ITestOutputHelper output)
 
         var (ctx, stream) = (Gpu.Context, Gpu.Stream);
         using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-        using var d8 = DeviceBuffer<byte>.From(ctx, x8, stream);
+        using var d8 = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
         using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
         using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx);
+        foreach (int mmaMaxM in m <= 32 ? new[] { 0, 32 } : new[] { 0 }) // small M: both the wgmma and the mma.sync kernel
         for (int rep = 0; rep < 2; rep++) // twice: split-K tickets must reset themselves
         {
+            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { MmaMaxM = mmaMaxM };
             dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
             gemm.Run(stream, d8, ds, ops, dy, m);
             var err = Reference.RelativeError(dy.ToArray(stream), expected);
-            output.WriteLine($"M={m} N={n} K={k} plan={gemm.Plan(m, n, k)} rel. Frobenius error {err:E2}");
+            if (rep == 0) output.WriteLine($"M={m} N={n} K={k} plan={gemm.Plan(m, n, k)} rel. Frobenius error {err:E2}; worst rows {Reference.WorstRows(dy.ToArray(stream), expected, m, n)}");
             Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
         }
+    }
+
+    [Theory]
+    [InlineData(511, 128, 256)]
+    [InlineData(16, 256, 4096)]
+    public void Every_kernel_variant_computes_the_same_GEMM(int m, int n, int k)
+    {
+        Gpu.RequireHopper();
+        var rng = new Random(m * 7919 + n * 31 + k);
+        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 2);
+        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
+        var x = Reference.RandomActivations(rng, m, k);
+        var x8 = new byte[(long)m * k];
+        var ts = new float[m];
+        ActivationQuantFp8.Reference(x, m, k, x8, ts);
+        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
+        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
+        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
+        using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
+        using var d8 = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
+        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+        var variants = new List<(string Name, GemmPlan Plan, int Promote)>();
+        foreach (var (mt, wn, ks) in new[] { (8, 1, 8), (16, 1, 8), (32, 1, 4), (64, 2, 4), (128, 2, 4) })
+            variants.Add(($"wgmma n{mt}", new GemmPlan(mt, wn, ks, 1, k / 64, (m + mt - 1) / mt, n / (64 * wn), 8), 0));
+        variants.Add(("wgmma n128 promote/group", new GemmPlan(128, 2, 4, 1, k / 64, (m + 127) / 128, n / 128, 8), 1));
+        foreach (int mt in new[] { 8, 16, 32 })
+            variants.Add(($"mma m{mt}", new GemmPlan(mt, 1, 1, 1, k / 64, (m + mt - 1) / mt, n / 64, 8, Mma: true), 0));
+        double worst = 0;
+        foreach (var (name, plan, promote) in variants)
+        {
+            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { Promote = promote };
+            dy.FillBytes(0xFF, stream);
+            gemm.Run(stream, d8, ds, ops, dy, m, plan);
+            var got = dy.ToArray(stream);
+            var err = Reference.RelativeError(got, expected);
+            worst = Math.Max(worst, err);
+            output.WriteLine($"{name}: M={m} N={n} K={k} rel. error {err:E2}; worst rows {Reference.WorstRows(got, expected, m, n)}");
+        }
+        Assert.True(worst < 1e-2, $"a kernel variant is off by {worst:E2}");
     }
 
     [Theory]

@@ -26,10 +26,11 @@ public static class EvalCommand
         var maxWindows = new Option<int?>("--max-windows") { Description = "Evaluate only the first N windows." };
         var maxTraces = new Option<int?>("--max-traces") { Description = "Evaluate only the first N traces." };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens generated per trace at most.", DefaultValueFactory = _ => 160 };
+        var details = new Option<string?>("--trace-details") { Description = "Write each trace's expected and generated answer to this JSONL file." };
         var device = new Option<string>("--device") { Description = BackendFactory.Help, DefaultValueFactory = _ => "cpu" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object with perplexity, kl, top1_agreement, exact_match as applicable." };
         var command = new Command("eval", "Evaluate a model: perplexity on a text, KL / top-1 agreement against a reference, agentic trace exact match.")
-            { model, text, traces, reference, window, stride, maxWindows, maxTraces, maxNew, json, device };
+            { model, text, traces, reference, window, stride, maxWindows, maxTraces, maxNew, details, json, device };
         command.SetAction((parse, ct) => CliErrors.RunAsync(() => Task.Run(() =>
         {
             string dir = parse.GetValue(model)!;
@@ -78,13 +79,18 @@ public static class EvalCommand
                 if (tracesPath is not null)
                 {
                     var all = AgentTrace.Load(tracesPath);
-                    var template = (Func<JsonArray, JsonArray?, string>)((_, _) => throw new NibbleException("chat templates are not available yet"));
-                    var tr = AgentTraceAccuracy.Evaluate(lm, tokenizer, all, template,
+                    var template = Nibble.Text.Templates.ChatTemplate.Load(dir);
+                    var tr = AgentTraceAccuracy.Evaluate(lm, tokenizer, all, (m, t) => template.Render(m, t, addGenerationPrompt: true),
                         new TraceOptions { MaxTraces = parse.GetValue(maxTraces), MaxNewTokens = parse.GetValue(maxNew) }, progress, ct);
                     result["exact_match"] = tr.ExactMatch;
                     result["exact_match_correct"] = tr.Correct;
                     result["traces"] = tr.Total;
                     rows.Add(("exact_match", $"{tr.Correct} / {tr.Total} = {tr.ExactMatch:F3}"));
+                    if (parse.GetValue(details) is string detailsPath)
+                        Nibble.Formats.AtomicFile.WriteAllText(detailsPath, string.Concat(tr.Outcomes.Select(o => JsonSerializer.Serialize(new
+                        {
+                            index = o.Index, exact_match = o.ExactMatch, expected = o.Expected, generated = o.Generated, prompt_tokens = o.PromptTokens,
+                        }) + "\n")));
                 }
             });
 

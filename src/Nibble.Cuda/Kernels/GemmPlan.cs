@@ -1,21 +1,33 @@
 namespace Nibble.Cuda.Kernels;
 
 /// <summary>
-/// Launch shape of the mma.sync GEMMs: token tile MT, 16-row slabs per warp WN, serial split-K factor.
+/// Launch shape of the GEMMs: token tile MT (the W4A8 wgmma N), warpgroups (W4A8) or 16-row warps-per-slab (W4A16)
+/// per CTA as WN (CTA rows = 64·WN), k-blocks per pipeline stage KS, and the serial split-K factor.
 /// Small M gives few CTAs (N/64 for M ≤ 8), so K is split until about <see cref="TargetCtasPerSm"/> CTAs per SM
 /// exist, keeping all 132 SMs streaming weights; each split covers whole 128-wide groups.
 /// </summary>
-public readonly record struct GemmPlan(int MT, int WN, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM)
+public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM, bool Mma = false)
 {
     public const int TargetCtasPerSm = 4;
-
-    public string KernelSuffix => $"m{MT}_w{WN}";
     public int Ctas => MTiles * NTiles;
 
-    public static GemmPlan Choose(int m, int n, int k, int sms, bool w4a16)
+    /// <summary>Dynamic shared memory of the W4A8 kernel: 3 stages of MT tokens × 64·KS bytes.</summary>
+    public uint W4A8SharedBytes => Mma ? 0 : (uint)(3 * MT * 64 * KS);
+    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w1" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
+    public string W4A8Source => Mma ? "W4A8GemmMma.cu" : "W4A8Gemm.cu";
+
+    /// <param name="mmaMaxM">W4A8 only: up to this M the mma.sync decode kernel is used instead of wgmma.</param>
+    public static GemmPlan Choose(int m, int n, int k, int sms, bool w4a16, int mmaMaxM = 0)
     {
-        int mt = m <= 8 ? 8 : m <= 16 ? 16 : m <= 32 ? 32 : 64;
-        int wn = w4a16 ? 1 : mt >= 64 ? 2 : 1;
+        int mt, wn, ks;
+        bool mma = !w4a16 && m <= Math.Min(mmaMaxM, 32);
+        if (w4a16 || mma) { mt = m <= 8 ? 8 : m <= 16 ? 16 : m <= 32 ? 32 : 64; wn = 1; ks = 1; }
+        else if (m <= 8) (mt, wn, ks) = (8, 1, 8);
+        else if (m <= 16) (mt, wn, ks) = (16, 1, 8);
+        else if (m <= 32) (mt, wn, ks) = (32, 1, 4);
+        else if (m <= 64) (mt, wn, ks) = (64, 2, 4);
+        else (mt, wn, ks) = (128, 2, 4);
+        if (n % (64 * wn) != 0) wn = 1;
         int mTiles = (m + mt - 1) / mt, nTiles = n / (64 * wn);
         int groups = k / 128;
         int ctas = mTiles * nTiles;
@@ -24,6 +36,6 @@ public readonly record struct GemmPlan(int MT, int WN, int Splits, int KBlocksPe
             splits = Math.Clamp((TargetCtasPerSm * sms + ctas - 1) / ctas, 1, Math.Max(1, groups / 2));
         int groupsPerSplit = (groups + splits - 1) / splits;
         splits = (groups + groupsPerSplit - 1) / groupsPerSplit;
-        return new GemmPlan(mt, wn, splits, groupsPerSplit * 2, mTiles, nTiles, 8);
+        return new GemmPlan(mt, wn, ks, splits, groupsPerSplit * 2, mTiles, nTiles, 8, mma);
     }
 }

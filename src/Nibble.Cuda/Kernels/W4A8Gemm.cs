@@ -28,10 +28,20 @@ public sealed class W4A8Gemm : IDisposable
     }
 
     /// <summary>Compiles (or loads from the disk cache) the kernels now rather than at the first call.</summary>
-    public void Warm() => kernels.Load("W4A8Gemm.cu", hopperOnly: true);
+    public void Warm() { ModuleFor("W4A8Gemm.cu"); ModuleFor("W4A8GemmMma.cu"); }
 
-    public GemmPlan Plan(int m, int n, int k) => GemmPlan.Choose(m, n, k, context.MultiprocessorCount, w4a16: false);
+    /// <summary>FP32 promotion of the FP8 tensor-core sums: 0 none (default: it changed no measured error), 1 per 128-wide group, 2 per 64-wide block.</summary>
+    public int Promote { get; init; } = 0;
 
+    /// <summary>Up to this M the mma.sync decode kernel (W4A8GemmMma.cu) runs instead of the wgmma kernel.</summary>
+    public int MmaMaxM { get; init; } = 16;
+
+    CudaModule ModuleFor(string source) =>
+        kernels.Load(source, hopperOnly: true, Promote == 0 || source != "W4A8Gemm.cu" ? [] : [$"W4A8_PROMOTE={Promote}"]);
+
+    public GemmPlan Plan(int m, int n, int k) => GemmPlan.Choose(m, n, k, context.MultiprocessorCount, w4a16: false, MmaMaxM);
+
+    /// <summary>Runs Y = GEMM(x8, W); <paramref name="x8"/> must be in GEMM order (ActivationQuantFp8 with gemmOrder: true).</summary>
     public void Run(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan? plan = null)
     {
         if (m <= 0) return;
@@ -39,14 +49,14 @@ public sealed class W4A8Gemm : IDisposable
             throw new ArgumentException($"W4A8 GEMM buffers are smaller than M={m}, N={w.N}, K={w.K}");
         var pl = plan ?? Plan(m, w.N, w.K);
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        var f = kernels.Load("W4A8Gemm.cu", hopperOnly: true).Function("w4a8_gemm_" + pl.KernelSuffix);
+        var f = ModuleFor(pl.W4A8Source).Function(pl.W4A8Kernel);
         var p = new Params
         {
             X = x8.Pointer, TokenScale = tokenScale.Pointer, Weight = w.WeightTiled.Pointer, Scales = w.SigmaTiled.Pointer,
             ChannelScale = w.ChannelScale.Pointer, Y = y.Pointer, Workspace = ws, Counters = counters,
             M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
         };
-        f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), 128, p);
+        f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)(pl.Mma ? 128 : 128 * pl.WN), p, pl.W4A8SharedBytes);
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>
@@ -54,7 +64,7 @@ public sealed class W4A8Gemm : IDisposable
     {
         using var s = DeviceBuffer<byte>.From(context, sigmas, stream);
         using var o = new DeviceBuffer<byte>(context, sigmas.Length * 16L);
-        var f = kernels.Load("W4A8Gemm.cu", hopperOnly: true).Function("w4a8_lut_probe");
+        var f = ModuleFor("W4A8Gemm.cu").Function("w4a8_lut_probe");
         f.Launch(stream, ((uint)((sigmas.Length + 127) / 128), 1, 1), 128, new ProbeParams { Sigma = s.Pointer, Out = o.Pointer, Count = sigmas.Length });
         return o.ToArray(stream);
     }

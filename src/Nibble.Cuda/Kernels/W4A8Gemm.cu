@@ -1,22 +1,33 @@
 // W4A8 GEMM: Y[M,N] = bf16( c'[n] * ( s_tok[m] * sum_k x8[m,k] * e4m3(q[n,k] * sigma[n,k/128]) ) )
-// (docs/w4a8-spec.md §3, §6). FP8 tensor cores through mma.sync m16n8k32 e4m3 (sm_89+), weights as the A operand
-// ("swap AB", as CUTLASS example 55 does for the narrow type) so that the small token count M sits in the n8 dimension.
+// (docs/w4a8-spec.md §3, §6), on Hopper's FP8 tensor cores through wgmma (QGMMA, sm_90a) with the weights as the
+// register A operand ("swap AB" as in CUTLASS example 55: the int4 operand must pass through registers for the
+// LUT conversion, and tokens become wgmma's N = 8..128, so decode M = 1..8 wastes little).
+// History: v1 used mma.sync m16n8k32 e4m3, which Hopper runs as F2FP (e4m3->f16) + HMMA.16816 (no native FP8
+// mma.sync on sm_90), topping out near 200 TFLOP/s; see docs/kernels/w4a8-gemm.md.
 //
-// Weight layout (written by W4A8WeightPrep.cu, documented in docs/kernels/w4a8-gemm.md): 16-row x 64-k blocks of
-// 512 bytes, block (nb, kb) at ((nb * K/64) + kb) * 512, K-blocks of one 16-row slab contiguous so a warp streams its
-// slab with one coalesced 512-byte load per k-block. Lane L (gid = L/4, tig = L%4) owns bytes [16L, 16L+16): four
-// words w = 2t + h (t = mma k-tile, h = half), word = 4 codes of row gid then 4 codes of row gid+8 at physical
-// k = 64kb + 16tig + 8t + 4h + {0..3}. The k order inside a block is a permutation chosen so that each thread's B
-// fragment (activations) is one contiguous 16-byte load: reduction order does not matter, A and B agree.
-// Codes are CUTLASS's "unified" sign-magnitude int4 (spec §1.2). The 8-entry FP8 LUT per (row, group) is built in
-// registers from the FP8 group scale sigma (1 byte) rather than stored (8 bytes), saving 11% of weight bytes; the
-// dequant is then 3 PRMT per 4 weights as in CUTLASS's lookup_table_convert (spec §1.5), learned from, not copied.
+// Weights (written by W4A8WeightPrep.cu): 16-row x 64-k blocks of 512 bytes, block (nb, kb) at ((nb*K/64)+kb)*512,
+// the K-blocks of one 16-row slab contiguous; warp w of a warpgroup streams slab 4*wg+w with one coalesced 512-byte
+// load per k-block. Lane L (gid = L/4, tig = L%4) owns bytes [16L, 16L+16): words w = 2s + h, each = 4 codes of row
+// gid then 4 codes of row gid+8 at physical k = 64kb + 16tig + 8s + 4h + {0..3}. After the LUT conversion, word 2s+h
+// gives exactly the wgmma A registers (a0,a1) (h=0) and (a2,a3) (h=1) of k-step s, provided wgmma's logical k
+// 32s + 16h + 4tig + j maps to that physical k. That permutation is applied once to the activations: the
+// quantization kernel writes x8 in this "GEMM order" inside every 64-wide block (ActivationQuantFp8.cu), so B tiles
+// are plain 16-byte cp.async copies into wgmma's no-swizzle K-major core-matrix layout.
+// Codes are CUTLASS's unified sign-magnitude int4 (spec §1.2). The 8-entry FP8 LUT per (row, group) is built in
+// registers from the FP8 group scale sigma (1 byte) rather than stored (8 bytes): 11% fewer weight bytes; the dequant
+// is 3 PRMT per 4 weights as in CUTLASS's lookup_table_convert (spec §1.5), learned from, not copied.
 #include "Common.cuh"
 
+// FP32 promotion of the tensor-core accumulators (DeepSeek-V3 / DeepGEMM practice: Hopper's FP8 MMA accumulates
+// with reduced precision): 0 = none, 1 = every 128-wide group, 2 = every 64-wide k-block.
+#ifndef W4A8_PROMOTE
+#define W4A8_PROMOTE 0
+#endif
+
 struct W4A8GemmParams {
-    const u8* x8;              // [M, K] e4m3 activations
+    const u8* x8;              // [M, K] e4m3 in GEMM order (see above)
     const float* tokenScale;   // [M]
-    const u32x4* weight;       // tiled codes, see above
+    const u32x4* weight;       // tiled codes
     const u16* sigma;          // [N/16][K/128][8] u16: byte pair (sigma[row gid], sigma[row gid+8]) at u16 index gid
     const float* channelScale; // [N]  c' = 8c
     u16* y;                    // [M, N] bf16
@@ -29,7 +40,7 @@ struct W4A8GemmParams {
 };
 static_assert(sizeof(W4A8GemmParams) == 88, "W4A8GemmParams must match W4A8Gemm.cs");
 
-// Builds the negative and positive FP8 LUTs of one row from its FP8 group scale (as f16, exact).
+// Builds the negative and positive FP8 LUTs of one row from its FP8 group scale (as f16, exact, in both halves).
 // neg byte i = e4m3((i - 8) * sigma), i = 0..7; pos byte i = e4m3((8 - i) * sigma) for i >= 1, byte 0 = -0.
 // The products i*sigma are exact in f16 (sigma has 4 significant bits, |i*sigma| <= 448), so the only rounding is
 // the single RNE to e4m3, identical to the CPU reference's e4m3(q * sigma).
@@ -61,117 +72,188 @@ __device__ __forceinline__ void convert8(u32 src, const Lut& r0, const Lut& r1, 
     out1 = prmt(p1, n1, sign1);
 }
 
-__device__ __forceinline__ void mma_e4m3(float (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+__device__ __forceinline__ void load_luts(const u16* sig, Lut& l0, Lut& l1) {
+    u32 f2 = e4m3x2_to_f16x2(__ldg(sig));
+    build_lut(prmt(f2, 0, 0x1010), l0.nLo, l0.nHi, l0.pLo, l0.pHi);
+    build_lut(prmt(f2, 0, 0x3232), l1.nLo, l1.nHi, l1.pLo, l1.pHi);
 }
 
-// MT tokens per CTA (multiple of 8), WN 16-row slabs per warp, 4 warps per CTA: CTA tile = (64*WN) rows x MT tokens.
-template <int MT, int WN>
+__device__ __forceinline__ void wgmma_m64n8k32(float (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u64 desc, int scaleD) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(scaleD));
+}
+__device__ __forceinline__ void wgmma_m64n16k32(float (&d)[8], u32 a0, u32 a1, u32 a2, u32 a3, u64 desc, int scaleD) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(scaleD));
+}
+__device__ __forceinline__ void wgmma_m64n32k32(float (&d)[16], u32 a0, u32 a1, u32 a2, u32 a3, u64 desc, int scaleD) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(scaleD));
+}
+__device__ __forceinline__ void wgmma_m64n64k32(float (&d)[32], u32 a0, u32 a1, u32 a2, u32 a3, u64 desc, int scaleD) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(scaleD));
+}
+__device__ __forceinline__ void wgmma_m64n128k32(float (&d)[64], u32 a0, u32 a1, u32 a2, u32 a3, u64 desc, int scaleD) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(scaleD));
+}
+
+template <int N> struct Wgmma;
+template <> struct Wgmma<8> { static __device__ __forceinline__ void run(float (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u64 s, int sd) { wgmma_m64n8k32(d, a0, a1, a2, a3, s, sd); } };
+template <> struct Wgmma<16> { static __device__ __forceinline__ void run(float (&d)[8], u32 a0, u32 a1, u32 a2, u32 a3, u64 s, int sd) { wgmma_m64n16k32(d, a0, a1, a2, a3, s, sd); } };
+template <> struct Wgmma<32> { static __device__ __forceinline__ void run(float (&d)[16], u32 a0, u32 a1, u32 a2, u32 a3, u64 s, int sd) { wgmma_m64n32k32(d, a0, a1, a2, a3, s, sd); } };
+template <> struct Wgmma<64> { static __device__ __forceinline__ void run(float (&d)[32], u32 a0, u32 a1, u32 a2, u32 a3, u64 s, int sd) { wgmma_m64n64k32(d, a0, a1, a2, a3, s, sd); } };
+template <> struct Wgmma<128> { static __device__ __forceinline__ void run(float (&d)[64], u32 a0, u32 a1, u32 a2, u32 a3, u64 s, int sd) { wgmma_m64n128k32(d, a0, a1, a2, a3, s, sd); } };
+
+// wgmma shared-memory descriptor, no swizzle, K-major: core matrices of 8 rows x 16 bytes (rows 16 B apart);
+// LBO = 128 B between the two core matrices of a k32 step (K direction), SBO = 256 B between 8-token groups.
+__device__ __forceinline__ u64 smem_desc(u32 addr) {
+    return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)(128u >> 4) << 16) | ((u64)(256u >> 4) << 32);
+}
+__device__ __forceinline__ void cp_async16(u32 dst, const void* src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N)); }
+
+// NTOK tokens per CTA (= wgmma N), WG warpgroups per CTA (64 rows each), KS k-blocks per pipeline stage.
+// B stage layout: for kb q < KS and k-step s: (q*2+s)*(NTOK/8)*256 + (token/8)*256 + h*128 + (token%8)*16.
+template <int NTOK, int WG, int KS>
 __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
-    constexpr int NT = MT / 8;      // n8 tiles (tokens) per warp
-    constexpr int D = 4;            // k-blocks of weights in flight per thread (register ring)
+    constexpr int NACC = NTOK / 2, STAGES = 3, D = 4;
+    constexpr int STAGE_BYTES = NTOK * 64 * KS;
+    static_assert(KS % D == 0, "the weight ring is indexed by q % D");
+    extern __shared__ __align__(128) u8 smem[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int gid = lane >> 2, tig = lane & 3;
     const int kBlocks = p.K >> 6, groups = p.K >> 7;
 
-    // Grouped raster: consecutive CTAs walk groupM m-tiles of one n-tile column before moving on, so a wave
-    // shares weights and activations in L2 (Triton's GROUP_M ordering).
-    const int mTiles = (p.M + MT - 1) / MT, nTiles = p.N / (64 * WN);
-    int tile = blockIdx.x;
-    int perGroup = p.groupM * nTiles;
-    int gFirstM = (tile / perGroup) * p.groupM;
-    int gSize = min(mTiles - gFirstM, p.groupM);
-    int mt = gFirstM + (tile % perGroup) % gSize;
-    int nt = (tile % perGroup) / gSize;
+    // Grouped raster (Triton's GROUP_M ordering): a wave shares weights and activations in L2.
+    const int mTiles = (p.M + NTOK - 1) / NTOK, nTiles = p.N / (64 * WG);
+    const int tile = blockIdx.x, perGroup = p.groupM * nTiles;
+    const int gFirstM = (tile / perGroup) * p.groupM;
+    const int gSize = min(mTiles - gFirstM, p.groupM);
+    const int mt = gFirstM + (tile % perGroup) % gSize, nt = (tile % perGroup) / gSize;
     const int split = blockIdx.y;
-    const int m0 = mt * MT;
-    const int nb0 = (nt * 4 + warp) * WN;
+    const int m0 = mt * NTOK;
+    const int nb = nt * 4 * WG + warp;      // this warp's 16-row slab
     const int kbBegin = split * p.kBlocksPerSplit;
     const int kbEnd = min(kBlocks, kbBegin + p.kBlocksPerSplit);
+    const int nStages = (kbEnd - kbBegin + KS - 1) / KS;
 
-    float acc[WN][NT][4];
-#pragma unroll
-    for (int w = 0; w < WN; ++w)
-#pragma unroll
-        for (int j = 0; j < NT; ++j) acc[w][j][0] = acc[w][j][1] = acc[w][j][2] = acc[w][j][3] = 0.f;
-
-    // Activation rows this thread reads for its B fragments (rows past M read row M-1; their results are dropped).
-    const u8* xrow[NT];
-#pragma unroll
-    for (int j = 0; j < NT; ++j) xrow[j] = p.x8 + (size_t)min(m0 + j * 8 + gid, p.M - 1) * p.K + tig * 16;
-
-    const u32x4* wbase[WN];
-    const u16* sbase[WN];
-#pragma unroll
-    for (int w = 0; w < WN; ++w) {
-        wbase[w] = p.weight + (size_t)(nb0 + w) * kBlocks * 32 + lane;
-        sbase[w] = p.sigma + (size_t)(nb0 + w) * groups * 8 + gid;
-    }
-
-    u32x4 ring[D][WN];
-#pragma unroll
-    for (int d = 0; d < D; ++d)
-        if (kbBegin + d < kbEnd)
-#pragma unroll
-            for (int w = 0; w < WN; ++w) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kbBegin + d) * 32);
-
-    Lut lut[WN][2];
-    for (int kb0 = kbBegin; kb0 < kbEnd; kb0 += D) {
-#pragma unroll
-        for (int d = 0; d < D; ++d) {
-            const int kb = kb0 + d;
-            if (kb < kbEnd) {
-                u32x4 cur[WN];
-#pragma unroll
-                for (int w = 0; w < WN; ++w) {
-                    cur[w] = ring[d][w];
-                    if (kb + D < kbEnd) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kb + D) * 32);
-                }
-                u32x4 xb[NT];
-#pragma unroll
-                for (int j = 0; j < NT; ++j) xb[j] = ldg_nc_v4(xrow[j] + kb * 64);
-                if ((d & 1) == 0) { // group start: kbBegin is even and D is even, so kb is even exactly when d is
-#pragma unroll
-                    for (int w = 0; w < WN; ++w) {
-                        u16 s2 = __ldg(sbase[w] + (kb >> 1) * 8);
-                        u32 f2 = e4m3x2_to_f16x2(s2);
-                        build_lut(prmt(f2, 0, 0x1010), lut[w][0].nLo, lut[w][0].nHi, lut[w][0].pLo, lut[w][0].pHi);
-                        build_lut(prmt(f2, 0, 0x3232), lut[w][1].nLo, lut[w][1].nHi, lut[w][1].pLo, lut[w][1].pHi);
-                    }
-                }
-#pragma unroll
-                for (int w = 0; w < WN; ++w) {
-                    u32 a[8];
-                    convert8(cur[w].x, lut[w][0], lut[w][1], a[0], a[1]);
-                    convert8(cur[w].y, lut[w][0], lut[w][1], a[2], a[3]);
-                    convert8(cur[w].z, lut[w][0], lut[w][1], a[4], a[5]);
-                    convert8(cur[w].w, lut[w][0], lut[w][1], a[6], a[7]);
-#pragma unroll
-                    for (int j = 0; j < NT; ++j) {
-                        mma_e4m3(acc[w][j], a[0], a[1], a[2], a[3], xb[j].x, xb[j].y);
-                        mma_e4m3(acc[w][j], a[4], a[5], a[6], a[7], xb[j].z, xb[j].w);
-                    }
-                }
+    const u32 smemBase = (u32)__cvta_generic_to_shared(smem);
+    auto fill = [&](int st) {
+        const u32 dst0 = smemBase + (st % STAGES) * STAGE_BYTES;
+        const int kb0 = kbBegin + st * KS;
+        for (int i = threadIdx.x; i < NTOK * KS * 4; i += 128 * WG) {
+            const int r = i / (KS * 4), c = i % (KS * 4);   // c = q*4 + s*2 + h: consecutive 16 B of one row
+            const int q = c >> 2, s = (c >> 1) & 1, h = c & 1;
+            if (kb0 + q < kbEnd) {
+                const u8* src = p.x8 + (size_t)min(m0 + r, p.M - 1) * p.K + (size_t)(kb0 + q) * 64 + (c & 3) * 16;
+                cp_async16(dst0 + ((q * 2 + s) * (NTOK / 8) + (r >> 3)) * 256 + h * 128 + (r & 7) * 16, src);
             }
         }
-    }
+    };
 
-    // Epilogue. Accumulator (w, j, r): row n = (nb0+w)*16 + gid + 8*(r>>1), token m = m0 + 8j + 2*tig + (r&1).
+    float acc[NACC];
+#pragma unroll
+    for (int i = 0; i < NACC; ++i) acc[i] = 0.f;
+#if W4A8_PROMOTE
+    float total[NACC];
+#pragma unroll
+    for (int i = 0; i < NACC; ++i) total[i] = 0.f;
+#endif
+
+    const u32x4* wptr = p.weight + (size_t)nb * kBlocks * 32 + lane;
+    const u16* sptr = p.sigma + (size_t)nb * groups * 8 + gid;
+    u32x4 ring[D];
+#pragma unroll
+    for (int d = 0; d < D; ++d)
+        if (kbBegin + d < kbEnd) ring[d] = ldg_stream_v4(wptr + (size_t)(kbBegin + d) * 32);
+
+#pragma unroll
+    for (int st = 0; st < STAGES - 1; ++st) { if (st < nStages) fill(st); cp_async_commit(); }
+
+    Lut lut0, lut1;
+    for (int st = 0; st < nStages; ++st) {
+        cp_async_wait<STAGES - 2>();
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+        __syncthreads();
+        if (st + STAGES - 1 < nStages) fill(st + STAGES - 1);
+        cp_async_commit();
+        const u32 stage = smemBase + (st % STAGES) * STAGE_BYTES;
+        u32 areg[2][8];
+#pragma unroll
+        for (int q = 0; q < KS; ++q) {
+            const int kb = kbBegin + st * KS + q;
+            if (kb < kbEnd) {
+                constexpr int dmask = D - 1;
+                u32x4 cur = ring[q & dmask];
+                if (kb + D < kbEnd) ring[q & dmask] = ldg_stream_v4(wptr + (size_t)(kb + D) * 32);
+                if (((kb - kbBegin) & 1) == 0) load_luts(sptr + (kb >> 1) * 8, lut0, lut1);
+                // A double-buffered by k-block parity: the wgmma of block kb may still read a[q&1] while block kb+1
+                // is converted into the other half (wait_group 1 keeps one group in flight).
+                u32* a = areg[q & 1];
+                convert8(cur.x, lut0, lut1, a[0], a[1]);
+                convert8(cur.y, lut0, lut1, a[2], a[3]);
+                convert8(cur.z, lut0, lut1, a[4], a[5]);
+                convert8(cur.w, lut0, lut1, a[6], a[7]);
+#if W4A8_PROMOTE == 2
+                const int first = 0;
+#elif W4A8_PROMOTE == 1
+                const int first = ((kb - kbBegin) & 1) ? 1 : 0;
+#else
+                const int first = 1;
+#endif
+                asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+                Wgmma<NTOK>::run(acc, a[0], a[1], a[2], a[3], smem_desc(stage + (q * 2 + 0) * (NTOK / 8) * 256), first);
+                Wgmma<NTOK>::run(acc, a[4], a[5], a[6], a[7], smem_desc(stage + (q * 2 + 1) * (NTOK / 8) * 256), 1);
+                asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+#if W4A8_PROMOTE
+                asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+#if W4A8_PROMOTE == 1
+                if (((kb - kbBegin) & 1) || kb + 1 == kbEnd)
+#endif
+#pragma unroll
+                    for (int i = 0; i < NACC; ++i) total[i] += acc[i];
+#else
+                asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+#endif
+                // Keep the previous buffer's registers alive (and unmoved) until its wgmma has completed.
+                u32* prev = areg[(q + 1) & 1];
+                asm volatile("" : "+r"(prev[0]), "+r"(prev[1]), "+r"(prev[2]), "+r"(prev[3]), "+r"(prev[4]), "+r"(prev[5]), "+r"(prev[6]), "+r"(prev[7]));
+            }
+        }
+        // The next iteration refills this stage's buffer after its barrier: no wgmma may still read it.
+        asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+    }
+    cp_async_wait<0>();
+#if W4A8_PROMOTE
+#pragma unroll
+    for (int i = 0; i < NACC; ++i) acc[i] = total[i];
+#endif
+
+    // Epilogue. acc[4j + r]: row n = nb*16 + gid + 8*(r>>1), token m = m0 + 8j + 2*tig + (r&1).
     if (p.splits > 1) {
-        // Serial split-K: park the partial sums, and let the last CTA of this tile (atomic ticket) reduce them in a
-        // fixed order, so results do not depend on scheduling.
+        // Serial split-K: park the partial sums; the last CTA of this tile (atomic ticket) reduces them in a fixed
+        // order, so results do not depend on scheduling.
         float* ws = p.workspace + (size_t)split * p.M * p.N;
 #pragma unroll
-        for (int w = 0; w < WN; ++w)
-#pragma unroll
-            for (int j = 0; j < NT; ++j)
-#pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                    int n = (nb0 + w) * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-                    if (m < p.M) ws[(size_t)m * p.N + n] = acc[w][j][r];
-                }
+        for (int i = 0; i < NACC; ++i) {
+            int n = nb * 16 + gid + 8 * ((i & 3) >> 1), m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
+            if (m < p.M) ws[(size_t)m * p.N + n] = acc[i];
+        }
         __threadfence();
         __syncthreads();
         __shared__ u32 ticket;
@@ -181,54 +263,46 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
         if (ticket != (u32)(p.splits - 1)) return;
         __threadfence();
 #pragma unroll
-        for (int w = 0; w < WN; ++w)
-#pragma unroll
-            for (int j = 0; j < NT; ++j)
-#pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                    int n = (nb0 + w) * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-                    if (m < p.M) {
-                        float s = 0.f;
-                        for (int z = 0; z < p.splits; ++z) s += ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n);
-                        acc[w][j][r] = s;
-                    }
-                }
+        for (int i = 0; i < NACC; ++i) {
+            int n = nb * 16 + gid + 8 * ((i & 3) >> 1), m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
+            if (m < p.M) {
+                float s = 0.f;
+                for (int z = 0; z < p.splits; ++z) s += ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n);
+                acc[i] = s;
+            }
+        }
         if (threadIdx.x == 0) *counter = 0u;
     }
+    const int nA = nb * 16 + gid;
+    const float cA = p.channelScale[nA], cB = p.channelScale[nA + 8];
 #pragma unroll
-    for (int w = 0; w < WN; ++w) {
-        const int nA = (nb0 + w) * 16 + gid;
-        const float cA = p.channelScale[nA], cB = p.channelScale[nA + 8];
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) {
-                int m = m0 + 8 * j + 2 * tig + (r & 1);
-                if (m < p.M) {
-                    int n = nA + 8 * (r >> 1);
-                    float v = ((r >> 1) ? cB : cA) * (p.tokenScale[m] * acc[w][j][r]);
-                    p.y[(size_t)m * p.N + n] = f32_to_bf16(v);
-                }
-            }
+    for (int i = 0; i < NACC; ++i) {
+        int m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
+        if (m < p.M) {
+            int hi = (i & 3) >> 1;
+            float v = (hi ? cB : cA) * (p.tokenScale[m] * acc[i]);
+            p.y[(size_t)m * p.N + nA + 8 * hi] = f32_to_bf16(v);
+        }
     }
 }
 
-#define W4A8_INSTANCE(MT, WN)                                                                        \
-    extern "C" __global__ void __launch_bounds__(128) w4a8_gemm_m##MT##_w##WN(const W4A8GemmParams p) { \
-        w4a8_gemm_impl<MT, WN>(p);                                                                    \
+#define W4A8_INSTANCE(NTOK, WG, KS)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(128 * WG) w4a8_gemm_n##NTOK##_wg##WG##_ks##KS(const W4A8GemmParams p) { \
+        w4a8_gemm_impl<NTOK, WG, KS>(p);                                                                                \
     }
-W4A8_INSTANCE(8, 1)
-W4A8_INSTANCE(16, 1)
-W4A8_INSTANCE(32, 1)
-W4A8_INSTANCE(32, 2)
-W4A8_INSTANCE(64, 2)
+W4A8_INSTANCE(8, 1, 8)
+W4A8_INSTANCE(16, 1, 8)
+W4A8_INSTANCE(32, 1, 4)
+W4A8_INSTANCE(64, 2, 4)
+W4A8_INSTANCE(128, 2, 4)
 
-// Test hook: decodes all 16 unified codes of each sigma through the same LUT + PRMT path as the GEMM
-// (row gid's LUT from sigma[i], the high half from the same sigma): out[16 i + c] = e4m3 byte for code c.
-extern "C" __global__ void w4a8_lut_probe(const u8* sigma, u8* out, int count) {
+// Test hook: decodes all 16 unified codes of each sigma through the same LUT + PRMT path as the GEMM:
+// out[16 i + c] = e4m3 byte for code c.
+struct LutProbeParams { const u8* sigma; u8* out; int count; };
+extern "C" __global__ void w4a8_lut_probe(const LutProbeParams p) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= count) return;
-    u32 f2 = e4m3x2_to_f16x2((u16)(sigma[i] | (sigma[i] << 8)));
+    if (i >= p.count) return;
+    u32 f2 = e4m3x2_to_f16x2((u16)(p.sigma[i] | (p.sigma[i] << 8)));
     Lut l;
     build_lut(f2, l.nLo, l.nHi, l.pLo, l.pHi);
     for (int c0 = 0; c0 < 16; c0 += 4) {
@@ -236,6 +310,6 @@ extern "C" __global__ void w4a8_lut_probe(const u8* sigma, u8* out, int count) {
         src |= src << 16;
         u32 o0, o1;
         convert8(src, l, l, o0, o1);
-        for (int b = 0; b < 4; ++b) out[16 * i + c0 + b] = (u8)(o0 >> (8 * b));
+        for (int b = 0; b < 4; ++b) p.out[16 * i + c0 + b] = (u8)(o0 >> (8 * b));
     }
 }

@@ -41,6 +41,31 @@ public unsafe class GemmTests
             Assert.True(Math.Abs(c[i] - expected[i]) <= 1e-4 * Math.Sqrt(k) + 1e-5, $"[{i / n},{i % n}] {c[i]} vs {expected[i]} (m={m} n={n} k={k})");
     }
 
+    public static TheoryData<int, int, int, int> KernelCases()
+    {
+        var data = new TheoryData<int, int, int, int>();
+        foreach (int kernel in new[] { 0, 1, 2, 3 })
+            foreach (var (m, n, k) in new[] { (5, 70, 33), (13, 129, 300), (25, 97, 257) })
+                data.Add(kernel, m, n, k);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(KernelCases))]
+    public void Every_micro_kernel_matches_a_naive_product_including_edge_tiles(int kernel, int m, int n, int k)
+    {
+        Assert.SkipWhen(kernel > 0 && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, "no AVX-512 on this CPU");
+        var rng = new Random(kernel * 31 + m);
+        var a = Random(rng, m * k);
+        var w = Random(rng, n * k);
+        var c = new float[m * n];
+        fixed (float* pa = a) fixed (float* pw = w) fixed (float* pc = c)
+            Gemm.MatMulTransBWith(kernel, pa, k, pw, false, k, pc, n, m, n, k);
+        var expected = Naive(a, w, m, n, k);
+        for (int i = 0; i < c.Length; i++)
+            Assert.True(Math.Abs(c[i] - expected[i]) <= 1e-4 * Math.Sqrt(k) + 1e-5, $"kernel {kernel} [{i / n},{i % n}] {c[i]} vs {expected[i]}");
+    }
+
     [Theory]
     [InlineData(1, 100, 70)]
     [InlineData(2, 31, 33)]

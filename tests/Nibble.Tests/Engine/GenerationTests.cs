@@ -127,3 +127,25 @@ public class SamplerTests
         Assert.Throws<NibbleException>(() => new Sampler(new SamplingOptions { Temperature = -1 }));
     }
 }
+
+public class ChatGenerationTests
+{
+    [Fact]
+    public async Task A_chat_reply_is_the_continuation_of_the_rendered_template_and_ends_before_im_end()
+    {
+        using var lm = CausalLM.Load(TestPaths.BundledNano, CpuBackend.Instance);
+        var tok = HfTokenizer.Load(TestPaths.BundledNano);
+        var gen = new Generator(lm, tok);
+        var template = Nibble.Text.Templates.ChatTemplate.Load(TestPaths.BundledNano);
+        var messages = (System.Text.Json.Nodes.JsonArray)System.Text.Json.Nodes.JsonNode.Parse("""[{"role":"user","content":"What does the word gauge mean?"}]""")!;
+        var prompt = gen.ChatPrompt(template, messages);
+        Assert.Equal(tok.Encode("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat does the word gauge mean?<|im_end|>\n<|im_start|>assistant\n"), prompt);
+        var options = new SamplingOptions { MaxTokens = 64 };
+        var streamed = new List<string>();
+        await foreach (var piece in gen.ChatAsync(template, messages, null, options, TestContext.Current.CancellationToken)) streamed.Add(piece);
+        var direct = gen.Generate(prompt, options);
+        Assert.Equal(direct.Text, string.Concat(streamed));
+        Assert.DoesNotContain("<|im_end|>", direct.Text);
+        Assert.Equal(FinishReason.Stop, direct.FinishReason);
+    }
+}

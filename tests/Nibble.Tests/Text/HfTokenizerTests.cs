@@ -140,4 +140,66 @@ public class HfTokenizerTests
         Assert.Equal([10, vocab["ab"]], tok.Encode("ab", addSpecialTokens: true));
         Assert.Equal("ab abc", tok.Decode(tok.Encode("ab abc")));
     }
+
+    static HfTokenizer Tiny(TestPaths.TempDir dir, object? normalizer, bool ignoreMerges, string[][] merges, params string[] extraVocab)
+    {
+        var vocab = new Dictionary<string, int>();
+        for (int b = 0; b < 256; b++) vocab[ByteLevelAlphabet.ToChar((byte)b).ToString()] = vocab.Count;
+        foreach (var v in extraVocab) vocab[v] = vocab.Count;
+        var json = new
+        {
+            added_tokens = new object[] { new { id = 1000, content = "<sep>", special = true, lstrip = true, rstrip = false } },
+            normalizer,
+            pre_tokenizer = new { type = "ByteLevel", add_prefix_space = false, use_regex = true },
+            decoder = new { type = "ByteLevel" },
+            model = new { type = "BPE", vocab, merges = merges.Select(m => m[0] + " " + m[1]).ToArray(), ignore_merges = ignoreMerges },
+        };
+        File.WriteAllText(dir.File("tokenizer.json"), JsonSerializer.Serialize(json));
+        return HfTokenizer.Load(dir.Path);
+    }
+
+    [Fact]
+    public void Nfc_normalizer_makes_decomposed_and_composed_text_encode_alike()
+    {
+        using var dir = TestPaths.CreateTempDir();
+        var tok = Tiny(dir, new { type = "NFC" }, false, []);
+        Assert.Equal(tok.Encode("caf\u00e9"), tok.Encode("cafe\u0301"));
+        Assert.NotEqual(tok.Encode("e\u0301").Length, "e\u0301".Length + 1); // é is 2 UTF-8 bytes after NFC, 3 before
+    }
+
+    [Fact]
+    public void Ignore_merges_takes_a_whole_word_from_the_vocabulary()
+    {
+        using var dir = TestPaths.CreateTempDir();
+        var plain = Tiny(dir, null, false, [["a", "b"]], "ab", "abc");
+        Assert.Equal([plain.TokenToId("ab")!.Value, plain.TokenToId("c")!.Value], plain.Encode("abc"));
+        using var dir2 = TestPaths.CreateTempDir();
+        var whole = Tiny(dir2, null, true, [["a", "b"]], "ab", "abc");
+        Assert.Equal([whole.TokenToId("abc")!.Value], whole.Encode("abc"));
+    }
+
+    [Fact]
+    public void Lstrip_added_tokens_swallow_the_whitespace_before_them()
+    {
+        using var dir = TestPaths.CreateTempDir();
+        var tok = Tiny(dir, null, false, []);
+        Assert.Equal([tok.TokenToId("a")!.Value, 1000, tok.TokenToId("b")!.Value], tok.Encode("a  <sep>b"));
+        Assert.Equal("a<sep>b", tok.Decode(tok.Encode("a  <sep>b")));
+    }
+
+    [Fact]
+    public void Every_eval_document_round_trips_through_encode_and_decode()
+    {
+        string text = File.ReadAllText(TestPaths.RequireSharedData("eval_text.txt"));
+        var tok = Nano.Value;
+        int tokens = 0;
+        foreach (string doc in text.Split("\n<|endoftext|>\n"))
+        {
+            int[] ids = tok.Encode(doc);
+            Assert.DoesNotContain(0, ids); // the separator never appears inside a document
+            Assert.Equal(doc, tok.Decode(ids));
+            tokens += ids.Length;
+        }
+        Assert.True(tokens > 50_000);
+    }
 }

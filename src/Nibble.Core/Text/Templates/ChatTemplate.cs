@@ -33,7 +33,8 @@ public sealed class ChatTemplate
     }
 
     /// <summary>Parses template text; syntax errors carry the line number.</summary>
-    public static ChatTemplate FromString(string source, string? name = null) => new(source, name);
+    public static ChatTemplate FromString(string source, string? name = null, Func<DateTime>? clock = null) =>
+        new(source, name) { Clock = clock ?? (() => DateTime.Now) };
 
     public static ChatTemplate FromFile(string path, Func<DateTime>? clock = null) =>
         new(File.ReadAllText(path), Path.GetFileName(path)) { Clock = clock ?? (() => DateTime.Now) };
@@ -91,19 +92,24 @@ public sealed class ChatTemplate
 
     /// <summary>Renders a conversation. <paramref name="messages"/> and <paramref name="tools"/> are OpenAI-format JSON arrays.</summary>
     public string Render(JsonNode messages, JsonNode? tools = null, bool addGenerationPrompt = false,
-        IReadOnlyDictionary<string, object?>? extra = null, string? bosToken = null, string? eosToken = null)
+        IReadOnlyDictionary<string, object?>? extra = null, string? bosToken = null, string? eosToken = null) =>
+        RenderWith(Variables(JinjaJson.FromNode(messages), tools is null ? null : JinjaJson.FromNode(tools), addGenerationPrompt, extra, bosToken, eosToken));
+
+    /// <summary>The variables transformers passes to a chat template (messages/tools already converted to template values).</summary>
+    internal Dictionary<string, object?> Variables(object? messages, object? tools, bool addGenerationPrompt,
+        IReadOnlyDictionary<string, object?>? extra, string? bosToken, string? eosToken)
     {
         var vars = new Dictionary<string, object?>
         {
-            ["messages"] = JinjaJson.FromNode(messages),
-            ["tools"] = tools is null ? null : JinjaJson.FromNode(tools),
+            ["messages"] = messages,
+            ["tools"] = tools,
             ["documents"] = null,
             ["add_generation_prompt"] = addGenerationPrompt,
         };
         if ((bosToken ?? BosToken) is { } bos) vars["bos_token"] = bos;
         if ((eosToken ?? EosToken) is { } eos) vars["eos_token"] = eos;
         if (extra is not null) foreach (var (k, v) in extra) vars[k] = v is JsonNode n ? JinjaJson.FromNode(n) : v;
-        return RenderWith(vars);
+        return vars;
     }
 
     /// <summary>Renders with explicit template variables (already template values: string, long, double, bool, List, JinjaDict).</summary>

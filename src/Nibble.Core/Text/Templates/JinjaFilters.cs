@@ -110,7 +110,7 @@ internal static class JinjaFilters
             case "abs":
                 return value switch
                 {
-                    long l => Math.Abs(l), double d => Math.Abs(d), bool b => b ? 1L : 0L,
+                    long l => (object)Math.Abs(l), double d => Math.Abs(d), bool b => b ? 1L : 0L,
                     _ => throw new ChatTemplateException("TypeError", $"bad operand type for abs(): '{Py.TypeName(value)}'"),
                 };
             case "round":
@@ -170,6 +170,15 @@ internal static class JinjaFilters
             {
                 if (kwargs.Count > 0) throw new ChatTemplateException("Unsupported", "the format filter with keyword arguments");
                 return PyFormat.Percent(Py.Str(value), new JinjaTuple(args.ToArray()));
+            }
+            case "center":
+            {
+                string s = Py.Str(value);
+                long width = Py.ToLong(Arg(0, "width", 80L));
+                long margin = width - s.Length;
+                if (margin <= 0) return s;
+                long left = margin / 2 + (margin & width & 1); // CPython's str.center rounding
+                return new string(' ', (int)left) + s + new string(' ', (int)(margin - left));
             }
             case "attr": return PyMethods.GetAttr(value, Py.Str(Arg(0, "name", "")));
             default:

@@ -236,8 +236,36 @@ internal static class PyMethods
             }
             case "removeprefix": { string p = Arg(args, 0, name); return s.StartsWith(p, StringComparison.Ordinal) ? s[p.Length..] : s; }
             case "removesuffix": { string p = Arg(args, 0, name); return p.Length > 0 && s.EndsWith(p, StringComparison.Ordinal) ? s[..^p.Length] : s; }
+            case "format": return StrFormat(s, args, kwargs);
             default: throw new ChatTemplateException("Unsupported", $"str.{name}()");
         }
+    }
+
+    /// <summary>str.format with plain fields ({}, {0}, {name}, {{ }}); format specs and conversions are not supported.</summary>
+    static string StrFormat(string s, List<object?> args, Dictionary<string, object?> kwargs)
+    {
+        var sb = new StringBuilder();
+        int auto = 0;
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            if (c == '{' && i + 1 < s.Length && s[i + 1] == '{') { sb.Append('{'); i++; continue; }
+            if (c == '}' && i + 1 < s.Length && s[i + 1] == '}') { sb.Append('}'); i++; continue; }
+            if (c == '}') throw new ChatTemplateException("ValueError", "Single '}' encountered in format string");
+            if (c != '{') { sb.Append(c); continue; }
+            int close = s.IndexOf('}', i);
+            if (close < 0) throw new ChatTemplateException("ValueError", "Single '{' encountered in format string");
+            string field = s[(i + 1)..close];
+            if (field.Contains(':') || field.Contains('!') || field.Contains('.') || field.Contains('['))
+                throw new ChatTemplateException("Unsupported", "str.format() with format specs, conversions or field paths");
+            object? value;
+            if (field.Length == 0) value = auto < args.Count ? args[auto++] : throw new ChatTemplateException("IndexError", "Replacement index out of range for positional args tuple");
+            else if (int.TryParse(field, out int idx)) value = idx < args.Count ? args[idx] : throw new ChatTemplateException("IndexError", $"Replacement index {idx} out of range for positional args tuple");
+            else value = kwargs.TryGetValue(field, out var kv) ? kv : throw new ChatTemplateException("KeyError", Py.Repr(field));
+            sb.Append(Py.Str(value));
+            i = close;
+        }
+        return sb.ToString();
     }
 
     public static string Title(string s)

@@ -115,7 +115,12 @@ public sealed class HfTokenizer
             }
             string segment = text.Substring(piece.Start, piece.Length);
             bool normalized = false;
-            if (_spec.Normalization is { } form && !segment.IsNormalized(form)) { segment = segment.Normalize(form); normalized = true; }
+            if (_spec.Normalization is not null)
+            {
+                string n = UnicodeNfc.Normalize(segment);
+                normalized = !ReferenceEquals(n, segment) && n != segment;
+                segment = n;
+            }
             int shift = 0;
             if (_spec.AddPrefixSpace && segment.Length > 0 && segment[0] != ' ') { segment = " " + segment; shift = 1; }
             foreach (var (offset, length) in _preTokenizer.Split(segment))

@@ -154,10 +154,8 @@ internal sealed class TokenizerSpec
         string type = n.GetProperty("type").GetString() ?? "";
         switch (type)
         {
+            // Only NFC has built-in tables (UnicodeNfc): string.Normalize is a no-op under InvariantGlobalization.
             case "NFC": return NormalizationForm.FormC;
-            case "NFKC": return NormalizationForm.FormKC;
-            case "NFD": return NormalizationForm.FormD;
-            case "NFKD": return NormalizationForm.FormKD;
             case "Sequence":
                 NormalizationForm? form = null;
                 foreach (var inner in n.GetProperty("normalizers").EnumerateArray())
@@ -168,7 +166,7 @@ internal sealed class TokenizerSpec
                 }
                 return form;
             default:
-                throw new TokenizerJsonException($"{path}: normalizer '{type}' is not supported (none, NFC, NFKC, NFD, NFKD are).");
+                throw new TokenizerJsonException($"{path}: normalizer '{type}' is not supported (none and NFC are).");
         }
     }
 

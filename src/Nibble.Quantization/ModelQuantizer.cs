@@ -1,0 +1,112 @@
+using Nibble.Numerics;
+using Nibble.Models;
+using Nibble.Quantization.Awq;
+
+namespace Nibble.Quantization;
+
+/// <summary>How to quantize a model.</summary>
+public sealed record QuantizeOptions
+{
+    public QuantScheme Scheme { get; init; } = QuantScheme.W4A8;
+    /// <summary>W4A8 scale recovery mode of the in-memory layers (the checkpoint always stores bf16 scales).</summary>
+    public ScaleRecoveryMode Scales { get; init; } = ScaleRecoveryMode.Recovered;
+    public int GroupSize { get; init; } = 128;
+    /// <summary>One scale per row (group = K) instead of groups of <see cref="GroupSize"/>.</summary>
+    public bool ChannelWise { get; init; }
+    /// <summary>AWQ settings; null = plain RTN.</summary>
+    public AwqOptions? Awq { get; init; }
+
+    public int GroupSizeFor(int k) => ChannelWise ? k : GroupSize;
+}
+
+/// <summary>One quantized linear: the int4 weight with bf16 group scales, and its bias (kept in bf16 by the checkpoint).</summary>
+public sealed record QuantizedLinear(string Name, Int4GroupWeight Weight, float[]? Bias);
+
+/// <summary>
+/// Everything that differs from the bf16 checkpoint after quantization: the quantized linears, every RMSNorm weight
+/// (AWQ divides some by its scales; values are bf16-exact) and the linears that stay bf16 but were rescaled (MoE
+/// routers, shared-expert gates). Applying it to a freshly loaded bf16 model reproduces the quantized model.
+/// </summary>
+public sealed record QuantizationResult(
+    IReadOnlyList<QuantizedLinear> Linears,
+    IReadOnlyDictionary<string, float[]> Norms,
+    IReadOnlyDictionary<string, (float[] Weight, float[]? Bias)> Bf16Linears,
+    IReadOnlyList<AwqMappingResult> Awq)
+{
+    /// <summary>Replaces <paramref name="model"/>'s layers and norms (a bf16 load of the same checkpoint) with this result, as W4A16 or W4A8.</summary>
+    public void ApplyTo(CausalLM model, QuantScheme scheme, ScaleRecoveryMode scales = ScaleRecoveryMode.Recovered)
+    {
+        var byName = Linears.ToDictionary(l => l.Name);
+        foreach (var slot in ModelLinears.Enumerate(model))
+        {
+            if (byName.TryGetValue(slot.Name, out var q)) slot.Set(ModelQuantizer.CreateLayer(model, q.Weight, q.Bias, scheme, scales));
+            else if (Bf16Linears.TryGetValue(slot.Name, out var d))
+                slot.Set(DenseLinear.FromFloat(model.Backend, d.Weight, slot.Get().OutFeatures, slot.Get().InFeatures, d.Bias));
+        }
+        foreach (var (name, norm) in ModelNorms.Enumerate(model))
+            if (Norms.TryGetValue(name, out var values))
+            {
+                values.CopyTo(norm.Values, 0);
+                norm.Refresh();
+            }
+    }
+}
+
+/// <summary>
+/// Quantizes a loaded bf16 model in place: optional AWQ smoothing layer by layer, then RTN int4 (symmetric, group 128
+/// or channel-wise) of every linear except lm_head, embeddings and MoE routers, each replaced by a
+/// <see cref="W4A16Linear"/> or <see cref="W4A8Linear"/> so the model can be evaluated right away. Each layer is
+/// quantized as soon as AWQ has smoothed it, so float copies of at most one layer's weights exist at a time.
+/// </summary>
+public static class ModelQuantizer
+{
+    public static QuantizationResult Quantize(CausalLM model, QuantizeOptions options, IReadOnlyList<CalibrationSequence>? calibration = null,
+        IProgress<AwqProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var slots = ModelLinears.Enumerate(model).Where(s => s.Quantize).ToList();
+        foreach (var slot in slots)
+        {
+            int k = slot.Get().InFeatures;
+            if (k % options.GroupSizeFor(k) != 0)
+                throw new NibbleException($"'{slot.Name}' has K = {k} input features, not a multiple of the group size {options.GroupSizeFor(k)}; use --channel-wise or a model whose sizes are multiples of 128.");
+        }
+        var done = new List<QuantizedLinear>();
+        void QuantizeLayer(int index)
+        {
+            string prefix = $"model.layers.{index}.";
+            foreach (var slot in slots.Where(s => s.Name.StartsWith(prefix, StringComparison.Ordinal)))
+            {
+                var layer = slot.Get();
+                var (w, bias) = ModelLinears.Dense(layer, slot.Name);
+                if (bias is not null) bias = bias.Select(BFloat16.Round).ToArray();
+                var q = Int4GroupWeight.Quantize(w, layer.OutFeatures, layer.InFeatures, options.GroupSizeFor(layer.InFeatures));
+                done.Add(new QuantizedLinear(slot.Name, q, bias));
+                slot.Set(CreateLayer(model, q, bias, options.Scheme, options.Scales));
+            }
+        }
+
+        IReadOnlyList<AwqMappingResult> awq = [];
+        if (options.Awq is { } awqOptions)
+        {
+            if (calibration is null) throw new NibbleException("AWQ needs calibration data; pass --calib <file> or use --method rtn.");
+            awq = AwqCalibrator.Run(model, calibration, awqOptions with { GroupSize = options.GroupSize, ChannelWise = options.ChannelWise },
+                QuantizeLayer, progress, cancellationToken);
+        }
+        else
+            for (int i = 0; i < model.Layers.Count; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                QuantizeLayer(i);
+                progress?.Report(new AwqProgress("RTN", i + 1, model.Layers.Count));
+            }
+        var norms = ModelNorms.Enumerate(model).ToDictionary(p => p.Name, p => (float[])p.Norm.Values.Clone());
+        var bf16 = ModelLinears.Enumerate(model).Where(s => !s.Quantize && s.Name != "lm_head" && s.Get() is DenseLinear)
+            .ToDictionary(s => s.Name, s => ModelLinears.Dense(s.Get(), s.Name));
+        return new QuantizationResult(done, norms, bf16, awq);
+    }
+
+    public static ILinear CreateLayer(CausalLM model, Int4GroupWeight weight, float[]? bias, QuantScheme scheme, ScaleRecoveryMode scales) =>
+        scheme == QuantScheme.W4A8
+            ? new W4A8Linear(model.Backend, weight, scales, bias)
+            : new W4A16Linear(model.Backend, weight, bias);
+}

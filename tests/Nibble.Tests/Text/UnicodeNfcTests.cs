@@ -1,0 +1,65 @@
+using Nibble.Text.Tokenization;
+
+namespace Nibble.Tests.Text;
+
+public class UnicodeNfcTests
+{
+    // Random mixes of letters, combining marks, Hangul jamo, singletons and excluded compositions with their NFC
+    // according to Python's unicodedata.normalize('NFC', s) (Unicode 14).
+    static readonly string[][] Cases =
+    [
+        ["\u030A\u0307\u0301", "\u030A\u0307\u0301"],
+        ["\u0300\u0344\u0307\u0F73\u0344", "\u0F71\u0F72\u0300\u0308\u0301\u0307\u0308\u0301"],
+        ["\u1100\u0300\u0344\u0041\u212B\u1E0A\u05B8", "\u1100\u0300\u0308\u0301\u0041\u00C5\u1E0A\u05B8"],
+        ["\u0653", "\u0653"],
+        ["\u11A8\u1E63\u1161\u030A\u0300\u3099\u0041\u0041", "\u11A8\u1E63\u1161\u3099\u030A\u0300\u0041\u0041"],
+        ["\u05B7", "\u05B7"],
+        ["\u212B", "\u00C5"],
+        ["\u1E0A\u1E63\u0041\u00C5", "\u1E0A\u1E63\u0041\u00C5"],
+        ["\u0307\u0F73\u0344\u0041", "\u0F71\u0F72\u0307\u0308\u0301\u0041"],
+        ["\u304B\u1161\u0627\u1161", "\u304B\u1161\u0627\u1161"],
+        ["\uAC00\u0041\u1E0A\u0041\u05B7\u0300\u0302\u05B7", "\uAC00\u0041\u1E0A\u00C0\u05B7\u05B7\u0302"],
+        ["\u0300\u1E63\u3099\u1E63\u0653", "\u0300\u1E63\u3099\u1E63\u0653"],
+        ["\u00C5\u0627\u1100\uAC00\uAC00\u030A\u0344", "\u00C5\u0627\u1100\uAC00\uAC00\u030A\u0308\u0301"],
+        ["\u030A\u0065\u0344\u1161\u1E63\u212B\u1E0A", "\u030A\u00EB\u0301\u1161\u1E63\u00C5\u1E0A"],
+        ["\u304B\u0041\u0653", "\u304B\u0041\u0653"],
+        ["\u0301\u0F73\u0627\u00C5\u0300\u0307", "\u0F71\u0F72\u0301\u0627\u00C5\u0300\u0307"],
+        ["\u00C5\u212B\u304B", "\u00C5\u00C5\u304B"],
+        ["\u1E63\u0041\u0344\u0065\uAC00\u0653\u05B8\u030A", "\u1E63\u00C4\u0301\u0065\uAC00\u05B8\u0653\u030A"],
+        ["\u05B7\u0302\u0302\u00C5\u1161\u0041\u0307", "\u05B7\u0302\u0302\u00C5\u1161\u0226"],
+        ["\u0041\u0041\u1161\u212B", "\u0041\u0041\u1161\u00C5"],
+        ["\u030A\u304B\u0F73\u11A8\u0627\u0041", "\u030A\u304B\u0F71\u0F72\u11A8\u0627\u0041"],
+        ["\u212B", "\u00C5"],
+        ["\u00C5\u0307\u0041", "\u00C5\u0307\u0041"],
+        ["\u1E0A\u0065\u0344\u304B", "\u1E0A\u00EB\u0301\u304B"],
+        ["\u00C5\u1E0A\u0344\u304B", "\u00C5\u1E0A\u0308\u0301\u304B"],
+        ["\u304B\u0041\u0041\u0041\u05B8\u05B8\u3099", "\u304B\u0041\u0041\u0041\u3099\u05B8\u05B8"],
+        ["\u05B8\u0041\u1161\u05B7\u0302\u0041\u030A\u0302", "\u05B8\u0041\u1161\u05B7\u0302\u00C5\u0302"],
+        ["\u0041\u11A8", "\u0041\u11A8"],
+        ["\u0627", "\u0627"],
+        ["\u0301\u0041", "\u0301\u0041"],
+        ["\u0041\u0307\u0307\u11A8\u1161\u11A8\u0300\u05B8", "\u0226\u0307\u11A8\u1161\u11A8\u05B8\u0300"],
+        ["\u304B\uAC00\u0301", "\u304B\uAC00\u0301"],
+        ["\u0302\u11A8\u00C5", "\u0302\u11A8\u00C5"],
+        ["\u0627\u11A8\u05B7", "\u0627\u11A8\u05B7"],
+        ["\u0F73\u0653\u3099\u0344\u0344", "\u3099\u0F71\u0F72\u0653\u0308\u0301\u0308\u0301"],
+        ["\u0041\uAC00", "\u0041\uAC00"],
+        ["\u3099\u1E0A\u1100\u11A8\u0300\u11A8\u1E63", "\u3099\u1E0A\u1100\u11A8\u0300\u11A8\u1E63"],
+        ["\u05B8\u1E0A\u0041\u1161", "\u05B8\u1E0A\u0041\u1161"],
+        ["\u212B", "\u00C5"],
+        ["\u0065\u1E63\u0302", "\u0065\u1E63\u0302"],
+    ];
+
+    [Fact]
+    public void Nfc_matches_python_unicodedata_on_tricky_sequences()
+    {
+        foreach (var c in Cases) Assert.Equal(c[1], UnicodeNfc.Normalize(c[0]));
+    }
+
+    [Fact]
+    public void Text_below_combining_marks_is_returned_as_is()
+    {
+        const string s = "plain ASCII and Latin-1: caf\u00e9 \u00c5";
+        Assert.Same(s, UnicodeNfc.Normalize(s));
+    }
+}
