@@ -28,6 +28,7 @@ public static class GpuGemmSuite
         var shapes = Arg(args, "--shapes") is { } s ? s.Split(',').Select(p => p.Split(':')).Select(p => (int.Parse(p[0]), int.Parse(p[1]))).ToArray() : DefaultShapes;
         var ms = Arg(args, "--ms") is { } mm ? mm.Split(',').Select(int.Parse).ToArray() : DefaultMs;
         int iters = int.Parse(Arg(args, "--iters") ?? "30");
+        if (Arg(args, "--large-ks") is { } lks) GemmPlan.LargeKs = int.Parse(lks);
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         var clock = Stopwatch.StartNew();
 

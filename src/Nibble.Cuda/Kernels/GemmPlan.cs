@@ -9,6 +9,8 @@ namespace Nibble.Cuda.Kernels;
 public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM, bool Mma = false)
 {
     public const int TargetCtasPerSm = 4;
+    /// <summary>k-blocks per stage (and weight ring depth 8) of the M > 32 wgmma kernels; 4 was v2's setting.</summary>
+    public static int LargeKs { get; set; } = 8;
     public int Ctas => MTiles * NTiles;
 
     /// <summary>Dynamic shared memory of the W4A8 kernel: 3 stages of MT tokens × 64·KS bytes.</summary>
@@ -36,8 +38,8 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
         }
         else if (m <= 16) { shapes.Add((m <= 8 ? 8 : 16, 1, 8, false)); }
         else if (m <= 32) { shapes.Add((32, 1, 4, false)); shapes.Add((32, 2, 4, false)); }
-        else if (m <= 64) shapes.Add((64, 2, 4, false));
-        else shapes.Add((128, 2, 4, false));
+        else if (m <= 64) shapes.Add((64, 2, LargeKs, false));
+        else shapes.Add((128, 2, LargeKs, false));
         int groups = k / 128;
         GemmPlan? best = null;
         double bestEff = -1;
