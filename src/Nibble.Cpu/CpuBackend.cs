@@ -40,7 +40,7 @@ public sealed unsafe class CpuBackend : IBackend
         var h = H(weight);
         if (h.DType == TensorDType.F32) return h.Floats;
         var bits = h.Bf16;
-        for (int i = 0; i < bits.Length; i++) scratch[i] = Bf16.ToFloat(bits[i]);
+        Numerics.BFloat16.ToFloat(bits, scratch[..bits.Length]);
         return scratch[..bits.Length];
     }
 
@@ -57,8 +57,7 @@ public sealed unsafe class CpuBackend : IBackend
             var dst = o.Slice(i * hidden, hidden);
             if (t.DType == TensorDType.BF16)
             {
-                var src = t.Bf16.Slice(id * hidden, hidden);
-                fixed (ushort* s = src) fixed (float* d = dst) Bf16.ToFloat(s, d, hidden);
+                Numerics.BFloat16.ToFloat(t.Bf16.Slice(id * hidden, hidden), dst);
             }
             else t.Floats.Slice(id * hidden, hidden).CopyTo(dst);
         }

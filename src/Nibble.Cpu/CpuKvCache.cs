@@ -12,6 +12,11 @@ public sealed class CpuKvCache : KvCache
         long perLayer = (long)kvHeads * capacity * headDim;
         if (perLayer > Array.MaxLength)
             throw new NibbleException($"A KV cache of {capacity} tokens needs {perLayer:N0} floats per layer, more than one array holds; use a shorter context.");
+        // Refuse before allocating rather than let the machine swap or the process be killed.
+        long bytes = 2 * perLayer * layers * sizeof(float);
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (bytes > available / 2)
+            throw new NibbleException($"A KV cache of {capacity} tokens needs {bytes / 1e9:F1} GB, more than half of the {available / 1e9:F1} GB available; use a shorter context.");
         _keys = new float[layers][];
         _values = new float[layers][];
         for (int l = 0; l < layers; l++) { _keys[l] = new float[perLayer]; _values[l] = new float[perLayer]; }

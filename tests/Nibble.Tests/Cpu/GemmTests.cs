@@ -75,8 +75,8 @@ public unsafe class GemmTests
     {
         var rng = new Random(n * 7 + k);
         var a = Random(rng, m * k);
-        var bits = Random(rng, n * k).Select(Bf16.FromFloat).ToArray();
-        var widened = bits.Select(Bf16.ToFloat).ToArray();
+        var bits = Random(rng, n * k).Select(Nibble.Numerics.BFloat16.FromFloat).ToArray();
+        var widened = bits.Select(Nibble.Numerics.BFloat16.ToFloat).ToArray();
         var c = new float[m * n];
         fixed (float* pa = a) fixed (ushort* pw = bits) fixed (float* pc = c)
             Gemm.MatMulTransB(pa, k, pw, k, pc, n, m, n, k);
