@@ -38,7 +38,7 @@ public static class DemoCommand
             string textPath = parse.GetValue(evalText) ?? Path.Combine(sampleDir, "eval_text_sample.txt");
             var tokenizer = GenerateCommand.LoadTokenizer(dir);
             var backend = CpuBackend.Instance;
-            Console.WriteLine($"nibble demo: {dir} on the CPU backend ({Environment.ProcessorCount} cores; no GPU backend yet)");
+            Console.WriteLine($"nibble demo: {dir} on the CPU backend ({Environment.ProcessorCount} cores; the quantized layers run on the CPU in this build)");
 
             using var bf16 = CausalLM.Load(dir, backend);
             var data = CalibrationSet.Load(calibPath, tokenizer, () => Nibble.Text.Templates.ChatTemplate.Load(dir),
