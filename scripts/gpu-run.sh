@@ -19,6 +19,15 @@ export DOTNET_ROOT=/opt/dotnet PATH=/opt/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOU
     cuobjdump -sass -fun $fn /tmp/W4A8Gemm.cubin | grep -oP '/\*[0-9a-f]{4}\*/\s+\K[A-Z][A-Z0-9_.]+' | sort | uniq -c | sort -rn | head -25
   done
 } > "$OUT/kernels.txt" 2>&1
+if [ "${SASS:-0}" = 1 ]; then
+  { cuobjdump -sass -fun w4a8_gemm_n128_wg2_ks4 /tmp/W4A8Gemm.cubin; cuobjdump -sass -fun w4a8_mma_m8_w2 /tmp/W4A8GemmMma.cubin; } > "$OUT/sass.txt" 2>&1
+fi
+if [ "${NCU:-0}" = 1 ]; then
+  ncu --target-processes all -k regex:"${NCU_KERNEL:-w4a8_gemm_n128}" -c 1 --section SpeedOfLight --section WarpStateStats \
+      --section ComputeWorkloadAnalysis --section Occupancy --section SchedulerStats --section MemoryWorkloadAnalysis \
+      dotnet $G/bench/Nibble.Bench.dll gemm --shapes ${NCU_SHAPE:-28672:4096} --ms ${NCU_M:-2048} --iters 3 --out /tmp/ncu-out > "$OUT/ncu.txt" 2>&1
+  grep -E "Throughput|Stall|Warp Cycles|Issued|Eligible|Active Warps|Registers|Theoretical Occ|Achieved Occ|Pipe|Tensor" "$OUT/ncu.txt" | head -60
+fi
 echo "kernels checked: $(grep -c registers "$OUT/kernels.txt") entries"; grep -iE "error|spill" "$OUT/kernels.txt" | grep -v " 0 bytes spill" | head -20
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   dotnet $G/cuda-tests/Nibble.Cuda.Tests.dll -showLiveOutput -parallel none -reporter verbose ${TEST_FILTER:-} > "$OUT/tests.txt" 2>&1

@@ -20,7 +20,7 @@ public static class GpuGemmSuite
     static readonly int[] DefaultMs = [1, 4, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
 
     public sealed record Row(int M, int N, int K, double w4a8_us, double w4a16_us, double fp8_us, double bf16_us, double act_quant_us,
-        double w4a8_wgmma_us, double w4a8_mma_us, string w4a8_plan, string card, string date);
+        double? w4a8_wgmma_us, double? w4a8_mma_us, string w4a8_plan, string card, string date);
 
     public static int Run(string[] args)
     {
@@ -28,6 +28,7 @@ public static class GpuGemmSuite
         var shapes = Arg(args, "--shapes") is { } s ? s.Split(',').Select(p => p.Split(':')).Select(p => (int.Parse(p[0]), int.Parse(p[1]))).ToArray() : DefaultShapes;
         var ms = Arg(args, "--ms") is { } mm ? mm.Split(',').Select(int.Parse).ToArray() : DefaultMs;
         int iters = int.Parse(Arg(args, "--iters") ?? "30");
+        if (Arg(args, "--large-ks") is { } lks) GemmPlan.LargeKs = int.Parse(lks);
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         var clock = Stopwatch.StartNew();
 
@@ -88,9 +89,9 @@ public static class GpuGemmSuite
                     int it = m >= 2048 && (long)n * k >= 100_000_000 ? Math.Max(5, iters / 3) : iters;
                     var plan = w4a8.Plan(m, n, k);
                     double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true));
-                    double ta = Time(ctx, stream, it, i => w4a8.Run(stream, x8g, ts, opsA[i % r8], y, m, plan));
-                    double tw = m <= 64 ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : ta;
-                    double tm = m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : double.NaN;
+                    double ta = Time(ctx, stream, it, i => w4a8.Run(stream, plan.GemmOrderActivations ? x8g : x8, ts, opsA[i % r8], y, m, plan));
+                    double? tw = m <= 64 ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
+                    double? tm = m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8, ts, opsA[i % r8], y, m)) : null;
                     double tb = Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
                     double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
                     double tbf = Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
@@ -98,7 +99,7 @@ public static class GpuGemmSuite
                     rows.Add(row);
                     double tflop = 2.0 * m * n * k / 1e12;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1} (wgmma {tw,7:F1} mma {tm,7:F1}) | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [{(plan.Mma ? "mma m" : "n")}{plan.MT} wg{plan.WN} s{plan.Splits}]"));
+                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1} (wgmma {tw ?? double.NaN,7:F1} mma {tm ?? double.NaN,7:F1}) | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [{(plan.Mma ? "mma m" : "n")}{plan.MT} wg{plan.WN} s{plan.Splits}]"));
                 }
             }
             finally

@@ -51,6 +51,16 @@ public sealed class CudaFunction
     public int LocalBytes => Attr(Driver.FuncAttrLocalBytes);
     public int StaticSharedBytes => Attr(Driver.FuncAttrSharedBytes);
 
+    /// <summary>Resident CTAs per SM for this block size and dynamic shared memory (driver occupancy calculator).</summary>
+    public int MaxActiveBlocksPerSm(int blockSize, int dynamicSharedBytes)
+    {
+        context.Bind();
+        if (dynamicSharedBytes > 48 * 1024)
+            CudaException.Check(Driver.cuFuncSetAttribute(Handle, Driver.FuncAttrMaxDynamicShared, dynamicSharedBytes), $"cuFuncSetAttribute({Name})");
+        CudaException.Check(Driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(out var n, Handle, blockSize, (nuint)dynamicSharedBytes), $"cuOccupancyMaxActiveBlocksPerMultiprocessor({Name})");
+        return n;
+    }
+
     int Attr(int a)
     {
         CudaException.Check(Driver.cuFuncGetAttribute(out var v, a, Handle), $"cuFuncGetAttribute({Name})");

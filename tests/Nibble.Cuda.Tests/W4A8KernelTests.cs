@@ -97,7 +97,8 @@ public class W4A8KernelTests(ITestOutputHelper output)
 
         var (ctx, stream) = (Gpu.Context, Gpu.Stream);
         using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-        using var d8 = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var d8g = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var d8n = DeviceBuffer<byte>.From(ctx, x8, stream);
         using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
         using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
         foreach (int mmaMaxM in m <= 32 ? new[] { 0, 32 } : new[] { 0 }) // small M: both the wgmma and the mma.sync kernel
@@ -105,10 +106,15 @@ public class W4A8KernelTests(ITestOutputHelper output)
         {
             using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { MmaMaxM = mmaMaxM };
             dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
-            gemm.Run(stream, d8, ds, ops, dy, m);
+            gemm.Run(stream, gemm.Plan(m, n, k).GemmOrderActivations ? d8g : d8n, ds, ops, dy, m);
             var err = Reference.RelativeError(dy.ToArray(stream), expected);
-            if (rep == 0) output.WriteLine($"M={m} N={n} K={k} plan={gemm.Plan(m, n, k)} rel. Frobenius error {err:E2}; worst rows {Reference.WorstRows(dy.ToArray(stream), expected, m, n)}");
-            Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
+            var plan = gemm.Plan(m, n, k);
+            if (rep == 0) output.WriteLine($"M={m} N={n} K={k} {(plan.Mma ? "mma" : "wgmma")} {plan.W4A8Kernel} splits={plan.Splits} rel. Frobenius error {err:E2}");
+            // The mma.sync path is exact-product (F2FP + HMMA, FP32 sums): 1e-3 is loose for it. Hopper's FP8 wgmma adds
+            // each k32 step's 32 products at reduced precision (measured 1.4e-3 on these adversarial inputs, with or
+            // without FP32 promotion; cuBLASLt FP8 shows 1.5e-3), so its bound is 2.5e-3. See docs/kernels/w4a8-gemm.md.
+            double bound = plan.Mma ? 1e-3 : 2.5e-3;
+            Assert.True(err <= bound, $"relative error {err:E3} > {bound:E1}");
         }
     }
 
@@ -129,21 +135,22 @@ public class W4A8KernelTests(ITestOutputHelper output)
         var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
         var (ctx, stream) = (Gpu.Context, Gpu.Stream);
         using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-        using var d8 = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var d8g = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var d8n = DeviceBuffer<byte>.From(ctx, x8, stream);
         using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
         using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
         var variants = new List<(string Name, GemmPlan Plan, int Promote)>();
         foreach (var (mt, wn, ks) in new[] { (8, 1, 8), (16, 1, 8), (32, 1, 4), (64, 2, 4), (128, 2, 4) })
             variants.Add(($"wgmma n{mt}", new GemmPlan(mt, wn, ks, 1, k / 64, (m + mt - 1) / mt, n / (64 * wn), 8), 0));
         variants.Add(("wgmma n128 promote/group", new GemmPlan(128, 2, 4, 1, k / 64, (m + 127) / 128, n / 128, 8), 1));
-        foreach (int mt in new[] { 8, 16, 32 })
-            variants.Add(($"mma m{mt}", new GemmPlan(mt, 1, 1, 1, k / 64, (m + mt - 1) / mt, n / 64, 8, Mma: true), 0));
+        foreach (var (mt, wn) in new[] { (8, 1), (8, 2), (16, 1), (16, 2), (32, 1) })
+            variants.Add(($"mma m{mt} w{wn}", new GemmPlan(mt, wn, 1, 1, k / 64, (m + mt - 1) / mt, n / (64 * wn), 8, Mma: true), 0));
         double worst = 0;
         foreach (var (name, plan, promote) in variants)
         {
             using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { Promote = promote };
             dy.FillBytes(0xFF, stream);
-            gemm.Run(stream, d8, ds, ops, dy, m, plan);
+            gemm.Run(stream, plan.GemmOrderActivations ? d8g : d8n, ds, ops, dy, m, plan);
             var got = dy.ToArray(stream);
             var err = Reference.RelativeError(got, expected);
             worst = Math.Max(worst, err);
@@ -175,7 +182,7 @@ public class W4A8KernelTests(ITestOutputHelper output)
         layer.Run(stream, dx, dy, m);
         var err = Reference.RelativeError(dy.ToArray(stream), expected);
         output.WriteLine($"W4A8Linear M={m} N={n} K={k}: {err:E2}");
-        Assert.True(err <= 1e-3, $"relative error {err:E3}");
+        Assert.True(err <= 2.5e-3, $"relative error {err:E3}");
         layer.Operands.Dispose();
     }
 

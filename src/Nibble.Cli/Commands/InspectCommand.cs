@@ -20,7 +20,11 @@ public static class InspectCommand
             AnsiConsole.MarkupLineInterpolated($"[bold]{dir}[/]: {config.Architecture} ({config.Family}), {config.NumLayers} layers, hidden {config.HiddenSize}, heads {config.NumHeads}/{config.NumKvHeads} × {config.HeadDim}, vocab {config.VocabSize}");
             if (config.Moe is { } moe)
                 AnsiConsole.MarkupLineInterpolated($"MoE: {moe.NumExperts} experts, top-{moe.TopK}, expert MLP {moe.ExpertIntermediateSize}");
-            long parameters = checkpoint.Tensors.Sum(t => t.ElementCount);
+            // A pack-quantized int32 word holds 8 int4 weights; scales and shapes are bookkeeping, not parameters.
+            long parameters = checkpoint.Tensors.Sum(t =>
+                t.Name.EndsWith(".weight_packed", StringComparison.Ordinal) ? t.ElementCount * 8
+                : t.Name.EndsWith(".weight_scale", StringComparison.Ordinal) || t.Name.EndsWith(".weight_shape", StringComparison.Ordinal) ? 0
+                : t.ElementCount);
             AnsiConsole.MarkupLineInterpolated($"{checkpoint.Files.Count} file(s), {checkpoint.TensorNames.Count()} tensors, {parameters:N0} parameters, {checkpoint.TotalBytes / 1e6:F1} MB; quantized: {(config.QuantizationConfig is null ? "no" : "yes")}");
             var table = new Table().AddColumns("tensor", "dtype", "shape");
             foreach (var t in checkpoint.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal))

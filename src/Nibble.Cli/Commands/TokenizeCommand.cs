@@ -68,7 +68,7 @@ public static class TokenizeCommand
             if (labels is not null) table.AddColumns("role", "kind", "mask");
             for (int i = 0; i < ids.Length; i++)
             {
-                var row = new List<string> { i.ToString(), ids[i].ToString(), Markup.Escape(JsonSerializer.Serialize(pieces[i])) };
+                var row = new List<string> { i.ToString(), ids[i].ToString(), Markup.Escape(Display(tokenizer, ids[i], pieces[i])) };
                 if (labels is not null) row.AddRange([labels[i].Role.ToString().ToLowerInvariant(), TokenLabel.KindName(labels[i].Kind), mask![i] ? "1" : "0"]);
                 table.AddRow(row.ToArray());
             }
@@ -79,6 +79,15 @@ public static class TokenizeCommand
             return 0;
         }));
         return command;
+    }
+
+    static readonly JsonSerializerOptions Readable = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>A piece as a quoted string; a token holding part of a UTF-8 character shows its bytes instead of U+FFFD.</summary>
+    static string Display(HfTokenizer tokenizer, int id, string piece)
+    {
+        if (!piece.Contains('\uFFFD')) return JsonSerializer.Serialize(piece, Readable);
+        return "bytes " + string.Join(" ", tokenizer.TokenBytes(id).Select(b => $"{b:X2}"));
     }
 
     static string ReadFile(string path) =>

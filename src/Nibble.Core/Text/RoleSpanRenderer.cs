@@ -86,14 +86,24 @@ public static class RoleSpanRenderer
             string? noCalls = TryRender(() => R(prefix, toolValues, false), notes, $"message {k} without tool_calls");
             if (withCalls is null || noCalls is null) continue;
             var (start, end) = DiffRegion(withCalls, noCalls);
-            end = Math.Min(end, bounds[k + 1]); // offsets of the prefix render hold in the full text up to the common prefix
+            // The region's offsets hold in the full text when the prefix render is a prefix of it; otherwise (templates
+            // that render the last message differently) find the region's text in the full text from the turn start.
+            if (end > bounds[k + 1] && end > start)
+            {
+                int found = text.IndexOf(withCalls[start..end], bounds[k], StringComparison.Ordinal);
+                if (found >= 0) (start, end) = (found, found + end - start);
+                else end = bounds[k + 1];
+            }
+            start = Math.Max(start, bounds[k]); // never reach back into earlier turns
             if (end <= start) { notes.Add($"message {k}: tool calls not located"); continue; }
             for (int i = start; i < end; i++)
                 if (labels[i].Kind != ChatSpanKind.Content) { labels[i] = new TokenLabel(ChatRole.Assistant, ChatSpanKind.ToolCall, k); fixedKind[i] = true; }
         }
 
         // 4. Tool definitions: diff the full render with and without tools.
-        if (toolValues is not null && TryRender(() => R(msgs, null, addGenerationPrompt), notes, "conversation without tools") is { } noTools)
+        // Some templates cannot render tools=None (they iterate it); an empty list is the next best "no tools".
+        if (toolValues is not null &&
+            (TryRender(() => R(msgs, null, addGenerationPrompt), null, "") ?? TryRender(() => R(msgs, new List<object?>(), addGenerationPrompt), notes, "conversation without tools")) is { } noTools)
         {
             var (start, end) = DiffRegion(text, noTools);
             for (int i = start; i < end; i++)

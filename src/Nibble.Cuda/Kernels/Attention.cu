@@ -1,6 +1,6 @@
 // Causal grouped-query attention over the F32 KV cache (CudaKvCache layout per layer: [kvHead][position][headDim]).
 //   kv_append: keys/values of the step's tokens stored at their positions.
-//   attention: CTA (head, token, split) of 4 warps; warp w takes keys start+w, start+w+4, ... of its split's range
+//   attention: CTA (head, token, split) of 4 warps; warp w takes keys in groups of KPW = 4 (keys 4w..4w+3, then 16 further, ...) of its split's range
 //              with an online (running max) softmax in float32, lanes holding headDim/32 elements of q and of the
 //              accumulator; the 4 warps merge in shared memory. With splits > 1 (decode over a long cache, the
 //              flash-decoding idea: Dao et al., "Flash-Decoding for long-context inference", 2023) each split
@@ -10,6 +10,7 @@
 
 #define WARPS 4
 #define MAX_PER_LANE 8   // headDim <= 256
+#define KPW 4            // keys per warp per step
 
 struct KvAppendParams {
     const float* k;        // [tokens, kvHeads * headDim]
@@ -72,26 +73,51 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention(const Attenti
     float m = neg_inf(), l = 0.f;
     const float* kh = p.keys + (size_t)g * p.capacity * d;
     const float* vh = p.values + (size_t)g * p.capacity * d;
-    for (int j = first + warp; j <= last; j += WARPS) {
-        const float* kj = kh + (size_t)j * d;
-        float s = 0.f;
+    // KPW keys per warp per step: their loads are independent, so each warp keeps several in flight (decode is
+    // bound by memory latency, not arithmetic); the KPW dot products reduce interleaved across the warp.
+    for (int base = first + warp * KPW; base <= last; base += WARPS * KPW) {
+        float s[KPW];
 #pragma unroll
-        for (int c = 0; c < MAX_PER_LANE; ++c) {
-            const int i = lane + 32 * c;
-            if (i < d) s += qr[c] * kj[i];
+        for (int u = 0; u < KPW; ++u) {
+            s[u] = 0.f;
+            if (base + u <= last) {
+                const float* kj = kh + (size_t)(base + u) * d;
+#pragma unroll
+                for (int c = 0; c < MAX_PER_LANE; ++c) {
+                    const int i = lane + 32 * c;
+                    if (i < d) s[u] += qr[c] * kj[i];
+                }
+            }
         }
 #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xFFFFFFFFu, s, o);
-        s *= p.scale;
-        const float mNew = fmaxf(m, s);
+        for (int o = 16; o > 0; o >>= 1) {
+#pragma unroll
+            for (int u = 0; u < KPW; ++u) s[u] += __shfl_xor_sync(0xFFFFFFFFu, s[u], o);
+        }
+        float mNew = m;
+#pragma unroll
+        for (int u = 0; u < KPW; ++u) {
+            s[u] *= p.scale;
+            if (base + u <= last) mNew = fmaxf(mNew, s[u]);
+        }
         const float corr = expf(m - mNew);
-        const float e = expf(s - mNew);
-        l = l * corr + e;
-        const float* vj = vh + (size_t)j * d;
+        float e[KPW];
+        l *= corr;
+#pragma unroll
+        for (int u = 0; u < KPW; ++u) {
+            e[u] = base + u <= last ? expf(s[u] - mNew) : 0.f;
+            l += e[u];
+        }
 #pragma unroll
         for (int c = 0; c < MAX_PER_LANE; ++c) {
             const int i = lane + 32 * c;
-            if (i < d) acc[c] = acc[c] * corr + e * vj[i];
+            if (i < d) {
+                float a = acc[c] * corr;
+#pragma unroll
+                for (int u = 0; u < KPW; ++u)
+                    if (base + u <= last) a += e[u] * vh[(size_t)(base + u) * d + i];
+                acc[c] = a;
+            }
         }
         m = mNew;
     }

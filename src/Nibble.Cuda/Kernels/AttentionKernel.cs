@@ -27,12 +27,17 @@ public static class AttentionKernel
             new AppendParams { K = k, V = v, Keys = keys, Values = values, Positions = positions, PosStart = posStart, KvHeads = kvHeads, HeadDim = headDim, Capacity = capacity });
     }
 
-    /// <summary>Splits of the key range per (head, token): 1 for prefill; for decode enough to give the GPU ~2 CTAs per SM, at least 64 keys each.</summary>
+    /// <summary>
+    /// Splits of the key range per (head, token): 1 when heads × tokens CTAs already fill the GPU twice or the range is
+    /// short; otherwise enough for ~4 CTAs per SM (decode reads the cache at memory latency, so it needs many loads in
+    /// flight), each split at least 32 keys.
+    /// </summary>
     public static int ChooseSplits(int tokens, int heads, int keys, int multiprocessors)
     {
-        if (tokens > 1 || keys <= 128) return 1;
-        int wanted = Math.Max(1, 2 * multiprocessors / Math.Max(1, heads));
-        return Math.Clamp(Math.Min(wanted, keys / 64), 1, 64);
+        long ctas = (long)tokens * heads;
+        if (ctas >= 2L * multiprocessors || keys < 128) return 1;
+        int wanted = (int)Math.Max(1, (4L * multiprocessors + ctas - 1) / ctas);
+        return Math.Clamp(Math.Min(wanted, keys / 32), 1, 128);
     }
 
     /// <summary>

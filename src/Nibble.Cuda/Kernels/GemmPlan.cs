@@ -9,14 +9,61 @@ namespace Nibble.Cuda.Kernels;
 public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM, bool Mma = false)
 {
     public const int TargetCtasPerSm = 4;
+    /// <summary>k-blocks per stage (and weight ring depth 8) of the M > 32 wgmma kernels; 4 was v2's setting.</summary>
+    public static int LargeKs { get; set; } = 8;
     public int Ctas => MTiles * NTiles;
 
     /// <summary>Dynamic shared memory of the W4A8 kernel: 3 stages of MT tokens × 64·KS bytes.</summary>
     public uint W4A8SharedBytes => Mma ? 0 : (uint)(3 * MT * 64 * KS);
-    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w1" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
+    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w{WN}" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
     public string W4A8Source => Mma ? "W4A8GemmMma.cu" : "W4A8Gemm.cu";
+    /// <summary>Whether the W4A8 kernel of this plan reads x8 in GEMM order (wgmma) or natural order (mma.sync).</summary>
+    public bool GemmOrderActivations => !Mma;
 
     /// <param name="mmaMaxM">W4A8 only: up to this M the mma.sync decode kernel is used instead of wgmma.</param>
+    /// <summary>
+    /// W4A8: among the kernel shapes that suit M, prefer one whose CTAs all fit in one wave (then split K until the
+    /// resident slots are full), else the best wave efficiency. <paramref name="residentPerSm"/> asks the driver's
+    /// occupancy calculator for a candidate.
+    /// </summary>
+    public static GemmPlan ChooseW4A8(int m, int n, int k, int sms, int mmaMaxM, Func<GemmPlan, int> residentPerSm)
+    {
+        var shapes = new List<(int MT, int WN, int KS, bool Mma)>();
+        if (m <= Math.Min(mmaMaxM, 32))
+        {
+            // One 16-row slab per warp first (fewest registers, most warps), two slabs when that fits one wave better.
+            int mt = m <= 8 ? 8 : m <= 16 ? 16 : 32;
+            shapes.Add((mt, 1, 1, true));
+            if (mt <= 16) shapes.Add((mt, 2, 1, true));
+        }
+        else if (m <= 16) { shapes.Add((m <= 8 ? 8 : 16, 1, 8, false)); }
+        else if (m <= 32) { shapes.Add((32, 1, 4, false)); shapes.Add((32, 2, 4, false)); }
+        else if (m <= 64) shapes.Add((64, 2, LargeKs, false));
+        else shapes.Add((128, 2, LargeKs, false));
+        int groups = k / 128;
+        GemmPlan? best = null;
+        double bestEff = -1;
+        foreach (var (mt, wn, ks, mma) in shapes)
+        {
+            if (n % (64 * wn) != 0) continue;
+            int mTiles = (m + mt - 1) / mt, nTiles = n / (64 * wn), ctas = mTiles * nTiles;
+            var plan = new GemmPlan(mt, wn, ks, 1, groups * 2, mTiles, nTiles, 8, mma);
+            int cap = Math.Max(1, residentPerSm(plan)) * sms;
+            int splits = 1;
+            double eff;
+            if (ctas <= cap) { splits = Math.Clamp(cap / ctas, 1, Math.Max(1, groups / 2)); eff = 1; }
+            else eff = ctas / (Math.Ceiling((double)ctas / cap) * cap);
+            if (eff > bestEff + 1e-9)
+            {
+                int gps = (groups + splits - 1) / splits;
+                splits = (groups + gps - 1) / gps;
+                best = plan with { Splits = splits, KBlocksPerSplit = gps * 2 };
+                bestEff = eff;
+            }
+        }
+        return best ?? Choose(m, n, k, sms, w4a16: false, mmaMaxM);
+    }
+
     public static GemmPlan Choose(int m, int n, int k, int sms, bool w4a16, int mmaMaxM = 0)
     {
         int mt, wn, ks;

@@ -33,11 +33,27 @@ __device__ __forceinline__ float block_sum(float v) {
     return red[0];
 }
 
+// The first CACHED strides of the row stay in registers between the two passes (the launcher sizes the block so a
+// row fits), so x is read from memory once.
+#define CACHED 8
+
 extern "C" __global__ void __launch_bounds__(1024) rms_norm(const RmsNormParams p) {
     const size_t base = (size_t)blockIdx.x * p.dim;
     float* x = p.x + base;
+    float vals[CACHED];
     float ss = 0.f;
-    for (int i = threadIdx.x; i < p.dim; i += blockDim.x) {
+#pragma unroll
+    for (int c = 0; c < CACHED; ++c) {
+        const int i = threadIdx.x + c * blockDim.x;
+        float v = 0.f;
+        if (i < p.dim) {
+            v = x[i];
+            if (p.delta) { v += p.delta[base + i]; x[i] = v; }
+        }
+        vals[c] = v;
+        ss += v * v;
+    }
+    for (int i = threadIdx.x + CACHED * blockDim.x; i < p.dim; i += blockDim.x) {
         float v = x[i];
         if (p.delta) { v += p.delta[base + i]; x[i] = v; }
         ss += v * v;
@@ -45,7 +61,15 @@ extern "C" __global__ void __launch_bounds__(1024) rms_norm(const RmsNormParams 
     const float total = block_sum(ss);
     const float inv = 1.f / sqrtf(total / (float)p.dim + p.eps);
     float* y = p.out + base;
-    for (int i = threadIdx.x; i < p.dim; i += blockDim.x) {
+#pragma unroll
+    for (int c = 0; c < CACHED; ++c) {
+        const int i = threadIdx.x + c * blockDim.x;
+        if (i < p.dim) {
+            const float w = p.weightBf16 ? bf16_to_f32(((const u16*)p.weight)[i]) : ((const float*)p.weight)[i];
+            y[i] = (vals[c] * inv) * w;
+        }
+    }
+    for (int i = threadIdx.x + CACHED * blockDim.x; i < p.dim; i += blockDim.x) {
         const float w = p.weightBf16 ? bf16_to_f32(((const u16*)p.weight)[i]) : ((const float*)p.weight)[i];
         y[i] = (x[i] * inv) * w;
     }

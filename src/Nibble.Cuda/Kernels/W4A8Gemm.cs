@@ -39,9 +39,18 @@ public sealed class W4A8Gemm : IDisposable
     CudaModule ModuleFor(string source) =>
         kernels.Load(source, hopperOnly: true, Promote == 0 || source != "W4A8Gemm.cu" ? [] : [$"W4A8_PROMOTE={Promote}"]);
 
-    public GemmPlan Plan(int m, int n, int k) => GemmPlan.Choose(m, n, k, context.MultiprocessorCount, w4a16: false, MmaMaxM);
+    readonly Dictionary<(int, int, int), GemmPlan> plans = new();
 
-    /// <summary>Runs Y = GEMM(x8, W); <paramref name="x8"/> must be in GEMM order (ActivationQuantFp8 with gemmOrder: true).</summary>
+    public GemmPlan Plan(int m, int n, int k)
+    {
+        if (plans.TryGetValue((m, n, k), out var p)) return p;
+        p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, MmaMaxM,
+            c => ModuleFor(c.W4A8Source).Function(c.W4A8Kernel).MaxActiveBlocksPerSm(c.Mma ? 128 : 128 * c.WN, (int)c.W4A8SharedBytes));
+        plans[(m, n, k)] = p;
+        return p;
+    }
+
+    /// <summary>Runs Y = GEMM(x8, W); <paramref name="x8"/> must be in the order <see cref="GemmPlan.GemmOrderActivations"/> of the plan says.</summary>
     public void Run(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan? plan = null)
     {
         if (m <= 0) return;

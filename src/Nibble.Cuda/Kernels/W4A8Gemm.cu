@@ -72,8 +72,8 @@ __device__ __forceinline__ void convert8(u32 src, const Lut& r0, const Lut& r1, 
     out1 = prmt(p1, n1, sign1);
 }
 
-__device__ __forceinline__ void load_luts(const u16* sig, Lut& l0, Lut& l1) {
-    u32 f2 = e4m3x2_to_f16x2(__ldg(sig));
+__device__ __forceinline__ void load_luts(u16 sig, Lut& l0, Lut& l1) {
+    u32 f2 = e4m3x2_to_f16x2(sig);
     build_lut(prmt(f2, 0, 0x1010), l0.nLo, l0.nHi, l0.pLo, l0.pHi);
     build_lut(prmt(f2, 0, 0x3232), l1.nLo, l1.nHi, l1.pLo, l1.pHi);
 }
@@ -131,7 +131,9 @@ template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile(
 // B stage layout: for kb q < KS and k-step s: (q*2+s)*(NTOK/8)*256 + (token/8)*256 + h*128 + (token%8)*16.
 template <int NTOK, int WG, int KS>
 __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
-    constexpr int NACC = NTOK / 2, STAGES = 3, D = 4;
+    // Weight ring depth: 8 k-blocks when the stage has 8 (large-M kernels, which are latency-bound on the weight and
+    // sigma loads at 8 warps per SM: ncu showed 45% of stalls on L1TEX scoreboard with a 4-deep ring), else 4.
+    constexpr int NACC = NTOK / 2, STAGES = 3, D = KS >= 8 ? 8 : 4;
     constexpr int STAGE_BYTES = NTOK * 64 * KS;
     static_assert(KS % D == 0, "the weight ring is indexed by q % D");
     extern __shared__ __align__(128) u8 smem[];
@@ -177,10 +179,15 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
 
     const u32x4* wptr = p.weight + (size_t)nb * kBlocks * 32 + lane;
     const u16* sptr = p.sigma + (size_t)nb * groups * 8 + gid;
+    // Register ring: weights D k-blocks ahead, each group's sigma pair with the group's first block.
     u32x4 ring[D];
+    u16 sring[D / 2];
 #pragma unroll
     for (int d = 0; d < D; ++d)
-        if (kbBegin + d < kbEnd) ring[d] = ldg_stream_v4(wptr + (size_t)(kbBegin + d) * 32);
+        if (kbBegin + d < kbEnd) {
+            ring[d] = ldg_stream_v4(wptr + (size_t)(kbBegin + d) * 32);
+            if ((d & 1) == 0) sring[d >> 1] = __ldg(sptr + ((kbBegin + d) >> 1) * 8);
+        }
 
 #pragma unroll
     for (int st = 0; st < STAGES - 1; ++st) { if (st < nStages) fill(st); cp_async_commit(); }
@@ -200,8 +207,12 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
             if (kb < kbEnd) {
                 constexpr int dmask = D - 1;
                 u32x4 cur = ring[q & dmask];
-                if (kb + D < kbEnd) ring[q & dmask] = ldg_stream_v4(wptr + (size_t)(kb + D) * 32);
-                if (((kb - kbBegin) & 1) == 0) load_luts(sptr + (kb >> 1) * 8, lut0, lut1);
+                const u16 scur = sring[(q & dmask) >> 1];
+                if (kb + D < kbEnd) {
+                    ring[q & dmask] = ldg_stream_v4(wptr + (size_t)(kb + D) * 32);
+                    if ((q & 1) == 0) sring[(q & dmask) >> 1] = __ldg(sptr + ((kb + D) >> 1) * 8);
+                }
+                if ((q & 1) == 0) load_luts(scur, lut0, lut1);
                 // A double-buffered by k-block parity: the wgmma of block kb may still read a[q&1] while block kb+1
                 // is converted into the other half (wait_group 1 keeps one group in flight).
                 u32* a = areg[q & 1];
@@ -293,8 +304,11 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
 W4A8_INSTANCE(8, 1, 8)
 W4A8_INSTANCE(16, 1, 8)
 W4A8_INSTANCE(32, 1, 4)
+W4A8_INSTANCE(32, 2, 4)
 W4A8_INSTANCE(64, 2, 4)
 W4A8_INSTANCE(128, 2, 4)
+W4A8_INSTANCE(64, 2, 8)
+W4A8_INSTANCE(128, 2, 8)
 
 // Test hook: decodes all 16 unified codes of each sigma through the same LUT + PRMT path as the GEMM:
 // out[16 i + c] = e4m3 byte for code c.

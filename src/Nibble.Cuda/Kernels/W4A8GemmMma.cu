@@ -1,9 +1,12 @@
 // W4A8 GEMM, decode variant (small M): same operands and result as W4A8Gemm.cu, through mma.sync m16n8k32 e4m3.
 // On sm_90 that instruction is not native: SASS shows F2FP (e4m3 -> f16, exact) + HMMA.16816.F32, so products are
-// exact and sums FP32. It needs no shared memory or warpgroup synchronisation, which wins when M <= 32 and the GEMM
-// is a pure weight stream (measured in docs/kernels/w4a8-gemm.md). Weights as the A operand ("swap AB"), tokens in n8.
+// exact and sums FP32 (exact-product to 2e-8 in the tests). It needs no shared memory or warpgroup synchronisation,
+// which wins while the GEMM is a pure weight stream (M <= 16; docs/kernels/w4a8-gemm.md). Weights as the A operand
+// ("swap AB", as CUTLASS example 55 does for the narrow type), tokens in the n8 dimension.
+// Activations x8 are in natural k order here (one 16-byte load per token and k-block); the wgmma kernel reads them in
+// its GEMM order instead (GemmPlan.GemmOrderActivations says which).
 //
-// Activations x8 are read in the GEMM order of W4A8Gemm.cu. Weight layout (W4A8WeightPrep.cu): 16-row x 64-k blocks of
+// Weight layout (written by W4A8WeightPrep.cu, documented in docs/kernels/w4a8-gemm.md): 16-row x 64-k blocks of
 // 512 bytes, block (nb, kb) at ((nb * K/64) + kb) * 512, K-blocks of one 16-row slab contiguous so a warp streams its
 // slab with one coalesced 512-byte load per k-block. Lane L (gid = L/4, tig = L%4) owns bytes [16L, 16L+16): four
 // words w = 2t + h (t = mma k-tile, h = half), word = 4 codes of row gid then 4 codes of row gid+8 at physical
@@ -101,7 +104,7 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
     // Activation rows this thread reads for its B fragments (rows past M read row M-1; their results are dropped).
     const u8* xrow[NT];
 #pragma unroll
-    for (int j = 0; j < NT; ++j) xrow[j] = p.x8 + (size_t)min(m0 + j * 8 + gid, p.M - 1) * p.K + tig * 4;
+    for (int j = 0; j < NT; ++j) xrow[j] = p.x8 + (size_t)min(m0 + j * 8 + gid, p.M - 1) * p.K + tig * 16;
 
     const u32x4* wbase[WN];
     const u16* sbase[WN];
@@ -132,10 +135,7 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
                 }
                 u32x4 xb[NT];
 #pragma unroll
-                for (int j = 0; j < NT; ++j) { // GEMM order: physical 16tig + 8t + 4h + j sits at 32t + 16h + 4tig + j
-                    const u32* xr = reinterpret_cast<const u32*>(xrow[j] + kb * 64);
-                    xb[j].x = __ldg(xr); xb[j].y = __ldg(xr + 4); xb[j].z = __ldg(xr + 8); xb[j].w = __ldg(xr + 12);
-                }
+                for (int j = 0; j < NT; ++j) xb[j] = ldg_nc_v4(xrow[j] + kb * 64);
                 if ((d & 1) == 0) { // group start: kbBegin is even and D is even, so kb is even exactly when d is
 #pragma unroll
                     for (int w = 0; w < WN; ++w) {
@@ -222,6 +222,8 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
         w4a8_gemm_impl<MT, WN>(p);                                                                    \
     }
 W4A8_INSTANCE(8, 1)
+W4A8_INSTANCE(8, 2)
 W4A8_INSTANCE(16, 1)
+W4A8_INSTANCE(16, 2)
 W4A8_INSTANCE(32, 1)
 

@@ -27,8 +27,9 @@ public sealed class W4A8Linear : IDisposable
         long need = (long)m * Operands.K;
         if (x8 is null || x8.Length < need) { x8?.Dispose(); x8 = new DeviceBuffer<byte>(context, need); }
         if (tokenScale is null || tokenScale.Length < m) { tokenScale?.Dispose(); tokenScale = new DeviceBuffer<float>(context, m); }
-        ActivationQuantFp8.Run(kernels, stream, xBf16, x8, tokenScale, m, Operands.K, gemmOrder: true);
-        gemm.Run(stream, x8, tokenScale, Operands, y, m);
+        var plan = gemm.Plan(m, Operands.N, Operands.K);
+        ActivationQuantFp8.Run(kernels, stream, xBf16, x8, tokenScale, m, Operands.K, gemmOrder: plan.GemmOrderActivations);
+        gemm.Run(stream, x8, tokenScale, Operands, y, m, plan);
     }
 
     public void Dispose() { gemm.Dispose(); x8?.Dispose(); tokenScale?.Dispose(); }

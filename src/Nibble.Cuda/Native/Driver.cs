@@ -47,6 +47,8 @@ static partial class Driver
     [LibraryImport(Lib)] public static unsafe partial int cuLaunchKernel(IntPtr f, uint gridX, uint gridY, uint gridZ,
         uint blockX, uint blockY, uint blockZ, uint sharedBytes, IntPtr stream, void** kernelParams, void** extra);
 
+    [LibraryImport(Lib)] public static partial int cuOccupancyMaxActiveBlocksPerMultiprocessor(out int numBlocks, IntPtr function, int blockSize, nuint dynamicSmemBytes);
+
     // CUdevice_attribute values used by Nibble (cuda.h).
     public const int AttrMaxSharedPerBlockOptin = 97;
     public const int AttrMultiprocessorCount = 16;

@@ -77,6 +77,11 @@ public class AttentionTests(ITestOutputHelper output)
             double diff = Step(gpu, rng, caches, 0, heads, kvHeads, d, [prompt + i], w, $"decode at {prompt + i}");
             output.WriteLine($"decode at {prompt + i} with {splits} splits, window {window}: max |diff| {diff:E2}");
         }
+        // A few tokens at once (speculative / chunked decode): splits whose range is empty for the earlier tokens.
+        int multi = Nibble.Cuda.Kernels.AttentionKernel.ChooseSplits(3, heads, window > 0 ? window : prompt + 6, gpu.Context.MultiprocessorCount);
+        Assert.True(multi > 1);
+        double d3 = Step(gpu, rng, caches, 0, heads, kvHeads, d, [prompt + 3, prompt + 4, prompt + 5], w, "3 tokens over the long cache");
+        output.WriteLine($"3 tokens at {prompt + 3} with {multi} splits, window {window}: max |diff| {d3:E2}");
     }
 
     [Fact]

@@ -38,6 +38,7 @@ public class OpTests(ITestOutputHelper output)
     [InlineData(1, 96, false)]
     [InlineData(7, 136, true)]
     [InlineData(33, 2056, false)]
+    [InlineData(3, 8200, true)]
     public void RmsNorm_and_fused_AddRmsNorm_match_cpu(int rows, int dim, bool bf16Weight)
     {
         var gpu = Require();

@@ -98,7 +98,7 @@ public class CalibrationMaskTests
     {
         string casesPath = TestPaths.RequireSharedData("chat-templates/template_cases.jsonl");
         string dir = Path.GetDirectoryName(casesPath)!;
-        int rendered = 0, allContentFound = 0;
+        int rendered = 0, allContentFound = 0, toolConversations = 0, callsFound = 0, defsFound = 0;
         foreach (string line in File.ReadLines(casesPath))
         {
             var c = JsonNode.Parse(line)!;
@@ -127,8 +127,22 @@ public class CalibrationMaskTests
                     i => Assert.Equal(role, chat.LabelAt(i).Role));
             }
             if (all) allContentFound++;
+            if (c["tools"] is not null)
+            {
+                string Kind(ChatSpanKind kind) => string.Concat(Enumerable.Range(0, chat.Text.Length).Where(i => chat.LabelAt(i).Kind == kind).Select(i => chat.Text[i]));
+                string calls = Kind(ChatSpanKind.ToolCall), defs = Kind(ChatSpanKind.ToolDefinitions);
+                toolConversations++;
+                if (calls.Contains("get_weather") && calls.Contains("Paris")) callsFound++;
+                else TestContext.Current.SendDiagnosticMessage($"{c["template"]}: tool call not labelled ({calls.Length} chars)");
+                if (defs.Contains("Get the weather for a city.")) defsFound++;
+                else TestContext.Current.SendDiagnosticMessage($"{c["template"]}: tool definitions not labelled ({defs.Length} chars)");
+                // Labelled tool calls and definitions never swallow a message's content.
+                Assert.DoesNotContain("It is 18", calls + defs);
+            }
         }
+        TestContext.Current.SendDiagnosticMessage($"role spans, tools conversation: tool call located in {callsFound} of {toolConversations}, tool definitions in {defsFound} of {toolConversations}");
         TestContext.Current.SendDiagnosticMessage($"role spans: {allContentFound} of {rendered} rendered template conversations have every message's content located");
-        Assert.True(allContentFound >= rendered * 0.8, $"{allContentFound} of {rendered}");
+        Assert.True(allContentFound >= rendered * 0.9, $"{allContentFound} of {rendered}");
+        Assert.True(callsFound >= toolConversations * 0.9 && defsFound >= toolConversations * 0.9, $"calls {callsFound}, definitions {defsFound} of {toolConversations}");
     }
 }

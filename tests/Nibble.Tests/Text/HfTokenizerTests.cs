@@ -202,4 +202,16 @@ public class HfTokenizerTests
         }
         Assert.True(tokens > 50_000);
     }
+
+    [Fact]
+    public void Concurrent_encoding_gives_the_same_ids_as_sequential_encoding()
+    {
+        var tok = HfTokenizer.Load(TestPaths.BundledNano); // fresh instance: cold BPE cache
+        var rng = new Random(1234);
+        string alphabet = "abcdefghij klmnop\nqrstuvwxyz.,;:é😀日本<|im_end|>0123456789";
+        var texts = Enumerable.Range(0, 64).Select(_ => new string(Enumerable.Range(0, rng.Next(50, 400)).Select(_ => alphabet[rng.Next(alphabet.Length)]).ToArray())).ToArray();
+        var parallel = new int[texts.Length][];
+        Parallel.For(0, texts.Length, i => parallel[i] = tok.Encode(texts[i]));
+        for (int i = 0; i < texts.Length; i++) Assert.Equal(Nano.Value.Encode(texts[i]), parallel[i]);
+    }
 }

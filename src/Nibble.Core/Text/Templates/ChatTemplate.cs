@@ -18,6 +18,8 @@ public sealed class ChatTemplate
     /// <summary>bos/eos strings from the model's tokenizer_config.json (null when loaded from a bare template).</summary>
     public string? BosToken { get; init; }
     public string? EosToken { get; init; }
+    /// <summary>Other special tokens transformers passes as template variables (unk_token, pad_token) when the model has them.</summary>
+    public IReadOnlyDictionary<string, string> OtherSpecialTokens { get; init; } = new Dictionary<string, string>();
     /// <summary>The clock <c>strftime_now</c> reads (local time, as transformers uses); pin it for reproducible renders.</summary>
     public Func<DateTime> Clock { get; init; } = () => DateTime.Now;
 
@@ -47,6 +49,7 @@ public sealed class ChatTemplate
     {
         string configPath = Path.Combine(modelDir, "tokenizer_config.json");
         string? bos = null, eos = null;
+        var others = new Dictionary<string, string>();
         JsonNode? config = null;
         if (File.Exists(configPath))
         {
@@ -57,6 +60,8 @@ public sealed class ChatTemplate
             }
             bos = TokenString(config?["bos_token"]);
             eos = TokenString(config?["eos_token"]);
+            foreach (string key in new[] { "unk_token", "pad_token" })
+                if (TokenString(config?[key]) is { } value) others[key] = value;
         }
         string jinjaPath = Path.Combine(modelDir, "chat_template.jinja");
         string source;
@@ -80,7 +85,7 @@ public sealed class ChatTemplate
             }
             else throw new NibbleException($"{modelDir} has no chat template (no chat_template.jinja, no chat_template in tokenizer_config.json); pass a template file with --template.");
         }
-        return new ChatTemplate(source, name) { BosToken = bos, EosToken = eos };
+        return new ChatTemplate(source, name) { BosToken = bos, EosToken = eos, OtherSpecialTokens = others };
     }
 
     static string? TokenString(JsonNode? n) => n switch
@@ -106,6 +111,7 @@ public sealed class ChatTemplate
             ["documents"] = null,
             ["add_generation_prompt"] = addGenerationPrompt,
         };
+        foreach (var (k, v) in OtherSpecialTokens) vars[k] = v;
         if ((bosToken ?? BosToken) is { } bos) vars["bos_token"] = bos;
         if ((eosToken ?? EosToken) is { } eos) vars["eos_token"] = eos;
         if (extra is not null) foreach (var (k, v) in extra) vars[k] = v is JsonNode n ? JinjaJson.FromNode(n) : v;

@@ -20,6 +20,8 @@ public sealed class HfTokenizer
     readonly string[] _idToToken;
     readonly Dictionary<int, AddedToken> _addedById;
     readonly Dictionary<string, int> _tokenToId;
+    readonly int[] _byteTokens = new int[256];   // id of <0xXX> for each byte, -1 when absent
+    readonly int? _unknownId;
 
     HfTokenizer(TokenizerSpec spec)
     {
@@ -40,6 +42,8 @@ public sealed class HfTokenizer
         foreach (var (token, id) in spec.Vocab) _idToToken[id] = token;
         foreach (var t in spec.AddedTokens) _idToToken[t.Id] = t.Content;
         SpecialTokens = spec.AddedTokens.Where(t => t.Special).ToDictionary(t => t.Content, t => t.Id);
+        for (int b = 0; b < 256; b++) _byteTokens[b] = spec.Vocab.TryGetValue($"<0x{b:X2}>", out int bid) ? bid : -1;
+        _unknownId = spec.UnknownToken is not null && _tokenToId.TryGetValue(spec.UnknownToken, out int u) ? u : null;
     }
 
     /// <summary>Reads <c>tokenizer.json</c> (and, when present, tokenizer_config.json / generation_config.json) from a model folder.</summary>
@@ -114,39 +118,135 @@ public sealed class HfTokenizer
                 continue;
             }
             string segment = text.Substring(piece.Start, piece.Length);
-            bool normalized = false;
-            if (_spec.Normalization is not null)
-            {
-                string n = UnicodeNfc.Normalize(segment);
-                normalized = !ReferenceEquals(n, segment) && n != segment;
-                segment = n;
-            }
+            // Normalizers and prefix markers; `shift` counts characters added in front, `exact` says whether the
+            // rest still maps 1:1 onto the original characters (for offsets).
             int shift = 0;
-            if (_spec.AddPrefixSpace && segment.Length > 0 && segment[0] != ' ') { segment = " " + segment; shift = 1; }
-            foreach (var (offset, length) in _preTokenizer.Split(segment))
+            bool exact = true;
+            foreach (var step in _spec.Normalizers)
+            {
+                switch (step.Type)
+                {
+                    case "NFC":
+                    {
+                        string n = UnicodeNfc.Normalize(segment);
+                        if (n != segment) exact = false;
+                        segment = n;
+                        break;
+                    }
+                    case "Prepend":
+                        if (segment.Length > 0) { segment = step.A + segment; shift += step.A.Length; }
+                        break;
+                    case "Replace":
+                    {
+                        string r = step.A.Length == 0 ? segment : segment.Replace(step.A, step.B, StringComparison.Ordinal);
+                        if (step.A.Length != step.B.Length && r != segment) exact = false;
+                        segment = r;
+                        break;
+                    }
+                }
+            }
+            if (_spec.AddPrefixSpace && segment.Length > 0 && segment[0] != ' ') { segment = " " + segment; shift++; }
+            if (_spec.Metaspace is { } meta)
+            {
+                segment = segment.Replace(' ', meta.Replacement);
+                bool prepend = meta.PrependScheme == "always" || (meta.PrependScheme == "first" && piece.Start == 0);
+                if (prepend && segment.Length > 0 && segment[0] != meta.Replacement) { segment = meta.Replacement + segment; shift++; }
+            }
+            foreach (var (offset, length) in Words(segment))
             {
                 string word = segment.Substring(offset, length);
-                string mapped = _spec.ByteLevel ? ByteLevelAlphabet.Encode(word) : word;
                 int before = ids.Count;
-                if (_spec.IgnoreMerges && _spec.Vocab.TryGetValue(mapped, out int whole)) ids.Add(whole);
-                else ids.AddRange(_bpe.EncodeToIds(mapped));
+                List<int>? charLengths = offsets is null ? null : new List<int>();
+                if (_spec.ByteLevel)
+                {
+                    string mapped = ByteLevelAlphabet.Encode(word);
+                    if (_spec.IgnoreMerges && _spec.Vocab.TryGetValue(mapped, out int whole)) ids.Add(whole);
+                    else ids.AddRange(_bpe.EncodeToIds(mapped));
+                }
+                else EncodeSentencePieceWord(word, ids, charLengths);
                 if (offsets is null) continue;
-                if (normalized) { for (int k = before; k < ids.Count; k++) offsets.Add((piece.Start, piece.Start + piece.Length)); continue; }
+                if (!exact) { for (int k = before; k < ids.Count; k++) offsets.Add((piece.Start, piece.Start + piece.Length)); continue; }
                 int segmentOffset = offset;
-                AppendTokenOffsets(ids, before, word, (int rel) => Math.Clamp(piece.Start + segmentOffset + rel - shift, piece.Start, piece.Start + piece.Length), offsets);
+                Func<int, int> toText = rel => Math.Clamp(piece.Start + segmentOffset + rel - shift, piece.Start, piece.Start + piece.Length);
+                if (_spec.ByteLevel) AppendTokenOffsets(ids, before, word, toText, offsets);
+                else
+                {
+                    int pos = 0;
+                    foreach (int len in charLengths!) { offsets.Add((toText(pos), toText(pos + len))); pos += len; }
+                }
             }
         }
+    }
+
+    IEnumerable<(int Offset, int Length)> Words(string segment)
+    {
+        if (segment.Length == 0) return [];
+        if (_spec.ByteLevel || _spec.SplitStages.Count > 0) return _preTokenizer.Split(segment);
+        if (_spec.Metaspace is { Split: true } meta)
+        {
+            // Metaspace split: each word starts at a replacement character (MergedWithNext).
+            var words = new List<(int, int)>();
+            int start = 0;
+            for (int i = 1; i < segment.Length; i++)
+                if (segment[i] == meta.Replacement) { words.Add((start, i - start)); start = i; }
+            words.Add((start, segment.Length - start));
+            return words;
+        }
+        return [(0, segment.Length)];
+    }
+
+    /// <summary>
+    /// SentencePiece-style BPE word: runs of characters in the vocabulary go through the library's BPE; a character
+    /// outside it becomes its UTF-8 bytes as &lt;0xXX&gt; tokens (byte_fallback), else the unknown token (fused
+    /// when fuse_unk). Merges never involve byte tokens (checked at load), so cutting the runs there is exact.
+    /// </summary>
+    void EncodeSentencePieceWord(string word, List<int> ids, List<int>? charLengths)
+    {
+        int runStart = 0;
+        bool lastUnknown = false;
+        void Flush(int end)
+        {
+            if (end <= runStart) return;
+            string run = word[runStart..end];
+            var runIds = _bpe.EncodeToIds(run);
+            ids.AddRange(runIds);
+            if (charLengths is not null) foreach (int id in runIds) charLengths.Add(_idToToken[id].Length);
+            lastUnknown = false;
+        }
+        int i = 0;
+        while (i < word.Length)
+        {
+            int len = char.IsHighSurrogate(word[i]) && i + 1 < word.Length && char.IsLowSurrogate(word[i + 1]) ? 2 : 1;
+            string ch = word.Substring(i, len);
+            if (_spec.Vocab.ContainsKey(ch)) { i += len; continue; }
+            Flush(i);
+            runStart = i + len;
+            byte[] bytes = Encoding.UTF8.GetBytes(ch);
+            if (_spec.ByteFallback && bytes.All(b => _byteTokens[b] >= 0))
+            {
+                for (int k = 0; k < bytes.Length; k++)
+                {
+                    ids.Add(_byteTokens[bytes[k]]);
+                    charLengths?.Add(k == bytes.Length - 1 ? len : 0);
+                }
+                lastUnknown = false;
+            }
+            else if (_unknownId is int unk)
+            {
+                if (_spec.FuseUnknown && lastUnknown) { if (charLengths is not null) charLengths[^1] += len; }
+                else { ids.Add(unk); charLengths?.Add(len); }
+                lastUnknown = true;
+            }
+            else throw new NibbleException($"The text has a character (U+{char.ConvertToUtf32(ch, 0):X4}) that this tokenizer cannot encode (no byte fallback, no unk_token).");
+            i += len;
+        }
+        Flush(word.Length);
     }
 
     // Spreads a word's characters over its tokens by their byte lengths. Byte-level tokens can split a character:
     // the token that completes a character's bytes owns it, and tokens holding only its first bytes get an empty range.
     void AppendTokenOffsets(List<int> ids, int first, string word, Func<int, int> toText, List<(int, int)> offsets)
     {
-        if (!_spec.ByteLevel)
-        {
-            for (int k = first; k < ids.Count; k++) offsets.Add((toText(0), toText(word.Length)));
-            return;
-        }
         // charsDoneAtByte[b]: how many chars of the word are complete after its first b UTF-8 bytes.
         var charsDoneAtByte = new int[Encoding.UTF8.GetByteCount(word) + 1];
         int bi = 0;
@@ -168,12 +268,93 @@ public sealed class HfTokenizer
         }
     }
 
-    /// <summary>Decodes ids to text like tokenizers' <c>decode</c>: byte-level tokens back to UTF-8 (invalid bytes become U+FFFD).</summary>
+    /// <summary>Decodes ids to text like tokenizers' <c>decode</c>: byte-level tokens back to UTF-8 (invalid bytes become U+FFFD),
+    /// or the SentencePiece decoder chain (Replace ▁, ByteFallback, Fuse, Strip / Metaspace).</summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
+        if (!_spec.ByteLevel) return DecodeChain(ids, skipSpecialTokens);
         var bytes = new List<byte>();
         foreach (int id in ids) AppendBytes(id, bytes, skipSpecialTokens);
         return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+
+    /// <summary>Whether this is a byte-level BPE tokenizer (GPT-2 alphabet) rather than SentencePiece-style.</summary>
+    public bool IsByteLevel => _spec.ByteLevel;
+
+    // The tokenizers library's decoders applied in order to the token strings (learned from tokenizers/src/decoders).
+    string DecodeChain(IEnumerable<int> ids, bool skipSpecialTokens)
+    {
+        var tokens = new List<string>();
+        foreach (int id in ids)
+        {
+            CheckId(id);
+            if (skipSpecialTokens && IsSpecial(id)) continue;
+            tokens.Add(_idToToken[id]);
+        }
+        foreach (var step in _spec.Decoders)
+        {
+            switch (step.Type)
+            {
+                case "Replace":
+                    tokens = tokens.Select(t => step.A.Length == 0 ? t : t.Replace(step.A, step.B, StringComparison.Ordinal)).ToList();
+                    break;
+                case "ByteFallback": tokens = ByteFallback(tokens); break;
+                case "Fuse": tokens = [string.Concat(tokens)]; break;
+                case "Strip":
+                {
+                    char c = step.A.Length > 0 ? step.A[0] : ' ';
+                    tokens = tokens.Select(t =>
+                    {
+                        int a = 0, b = t.Length;
+                        while (a < Math.Min(step.Start, t.Length) && t[a] == c) a++;
+                        for (int k = 0; k < step.Stop && b > a && t[b - 1] == c; k++) b--;
+                        return t[a..b];
+                    }).ToList();
+                    break;
+                }
+                case "Metaspace":
+                {
+                    char r = step.A.Length > 0 ? step.A[0] : '\u2581';
+                    bool dropFirst = step.B != "never";
+                    tokens = tokens.Select((t, i) => i == 0 && dropFirst ? t.Replace(r.ToString(), "") : t.Replace(r, ' ')).ToList();
+                    break;
+                }
+            }
+        }
+        return string.Concat(tokens);
+    }
+
+    /// <summary>Runs of &lt;0xXX&gt; tokens become their UTF-8 text, or one U+FFFD per byte token when invalid.</summary>
+    static List<string> ByteFallback(List<string> tokens)
+    {
+        var result = new List<string>();
+        var pending = new List<byte>();
+        void FlushBytes()
+        {
+            if (pending.Count == 0) return;
+            try { result.Add(new UTF8Encoding(false, true).GetString(pending.ToArray())); }
+            catch (DecoderFallbackException) { for (int k = 0; k < pending.Count; k++) result.Add("\uFFFD"); }
+            pending.Clear();
+        }
+        foreach (string t in tokens)
+        {
+            if (t.Length == 6 && t.StartsWith("<0x", StringComparison.Ordinal) && t[5] == '>' &&
+                byte.TryParse(t.AsSpan(3, 2), System.Globalization.NumberStyles.HexNumber, null, out byte b))
+            {
+                pending.Add(b);
+                continue;
+            }
+            FlushBytes();
+            result.Add(t);
+        }
+        FlushBytes();
+        return result;
+    }
+
+    void CheckId(int id)
+    {
+        if ((uint)id >= (uint)_idToToken.Length || _idToToken[id] is null)
+            throw new NibbleException($"Token id {id} is outside this tokenizer's vocabulary (size {VocabSize}); check that the ids come from the same model.");
     }
 
     /// <summary>The UTF-8 bytes one id stands for (its decoded piece, which may be part of a character).</summary>
@@ -186,10 +367,13 @@ public sealed class HfTokenizer
 
     internal void AppendBytes(int id, List<byte> destination, bool skipSpecialTokens)
     {
-        if ((uint)id >= (uint)_idToToken.Length || _idToToken[id] is null)
-            throw new NibbleException($"Token id {id} is outside this tokenizer's vocabulary (size {VocabSize}); check that the ids come from the same model.");
+        CheckId(id);
         if (skipSpecialTokens && IsSpecial(id)) return;
-        ByteLevelAlphabet.AppendTokenBytes(_idToToken[id], destination);
+        if (_spec.ByteLevel) { ByteLevelAlphabet.AppendTokenBytes(_idToToken[id], destination); return; }
+        string t = _idToToken[id];
+        if (t.Length == 6 && t.StartsWith("<0x", StringComparison.Ordinal) && t[5] == '>' &&
+            byte.TryParse(t.AsSpan(3, 2), System.Globalization.NumberStyles.HexNumber, null, out byte b)) { destination.Add(b); return; }
+        destination.AddRange(Encoding.UTF8.GetBytes(t.Replace('\u2581', ' ')));
     }
 
     /// <summary>A fresh incremental decoder for streaming generation.</summary>

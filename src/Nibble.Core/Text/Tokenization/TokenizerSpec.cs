@@ -14,14 +14,27 @@ internal sealed class TokenizerSpec
     public required Dictionary<string, int> Vocab { get; init; }
     public required List<string> Merges { get; init; }
     public required List<AddedToken> AddedTokens { get; init; }
-    public NormalizationForm? Normalization { get; init; }
+    /// <summary>Normalizer steps in order: NFC, Prepend (text), Replace (from, to).</summary>
+    public required List<NormalizerStep> Normalizers { get; init; }
     public bool ByteLevel { get; init; }
+    /// <summary>SentencePiece-style BPE: characters missing from the vocabulary become &lt;0xXX&gt; byte tokens.</summary>
+    public bool ByteFallback { get; init; }
+    public bool FuseUnknown { get; init; }
+    /// <summary>The Metaspace pre-tokenizer (newer Llama 2 / Mistral files), or null.</summary>
+    public MetaspaceOptions? Metaspace { get; init; }
+    /// <summary>Decoder steps for non-byte-level models (Replace, ByteFallback, Fuse, Strip, Metaspace), in order.</summary>
+    public required List<DecoderStep> Decoders { get; init; }
     public bool AddPrefixSpace { get; init; }
     public bool IgnoreMerges { get; init; }
     public string? UnknownToken { get; init; }
     public required List<(Regex Regex, bool Removed)> SplitStages { get; init; }
     public required List<PostToken> PrefixTokens { get; init; }
     public required List<PostToken> SuffixTokens { get; init; }
+
+    public sealed record NormalizerStep(string Type, string A = "", string B = "");
+    public sealed record DecoderStep(string Type, string A = "", string B = "", int Start = 0, int Stop = 0);
+    /// <summary>Metaspace: spaces become <paramref name="Replacement"/>; prepend_scheme always / first / never; split at each replacement.</summary>
+    public sealed record MetaspaceOptions(char Replacement, string PrependScheme, bool Split);
 
     /// <summary>A special token the post-processor (TemplateProcessing) puts around a single sequence.</summary>
     public readonly record struct PostToken(string Content, int Id);
@@ -52,8 +65,6 @@ internal sealed class TokenizerSpec
         string type = model.TryGetProperty("type", out var t) ? t.GetString() ?? "" : (model.TryGetProperty("merges", out _) ? "BPE" : "");
         if (type != "BPE")
             throw new TokenizerJsonException($"{path}: tokenizer model type '{type}' is not supported (only BPE); use a model with a byte-level BPE tokenizer.");
-        if (model.TryGetProperty("byte_fallback", out var bf) && bf.ValueKind == JsonValueKind.True)
-            throw new TokenizerJsonException($"{path}: BPE with byte_fallback (SentencePiece-style, e.g. Llama 2 / Mistral 7B) is not supported yet; use a byte-level BPE model (GPT-2, Llama 3, Qwen, Mistral-Nemo).");
         foreach (var opt in new[] { "continuing_subword_prefix", "end_of_word_suffix", "dropout" })
             if (model.TryGetProperty(opt, out var v) && v.ValueKind is not JsonValueKind.Null)
                 throw new TokenizerJsonException($"{path}: BPE option '{opt}' is not supported; use a byte-level BPE model without it.");
@@ -81,20 +92,26 @@ internal sealed class TokenizerSpec
 
         var stages = new List<(Regex, bool)>();
         bool byteLevel = false, prefixSpace = false;
+        MetaspaceOptions? metaspace = null;
         if (root.TryGetProperty("pre_tokenizer", out var pre) && pre.ValueKind == JsonValueKind.Object)
-            ReadPreTokenizer(pre, path, stages, ref byteLevel, ref prefixSpace);
+            ReadPreTokenizer(pre, path, stages, ref byteLevel, ref prefixSpace, ref metaspace);
 
-        NormalizationForm? norm = null;
-        if (root.TryGetProperty("normalizer", out var n) && n.ValueKind == JsonValueKind.Object) norm = ReadNormalizer(n, path);
+        var normalizers = new List<NormalizerStep>();
+        if (root.TryGetProperty("normalizer", out var n) && n.ValueKind == JsonValueKind.Object) ReadNormalizer(n, path, normalizers);
 
+        var decoders = new List<DecoderStep>();
+        bool byteLevelDecoder = false;
         if (root.TryGetProperty("decoder", out var dec) && dec.ValueKind == JsonValueKind.Object)
-        {
-            string dt = dec.GetProperty("type").GetString() ?? "";
-            if (dt != "ByteLevel")
-                throw new TokenizerJsonException($"{path}: decoder '{dt}' is not supported (only ByteLevel); use a byte-level BPE model.");
-        }
-        if (!byteLevel)
-            throw new TokenizerJsonException($"{path}: the pre-tokenizer has no ByteLevel step, so this is not a byte-level BPE tokenizer, which is all Nibble supports so far.");
+            ReadDecoder(dec, path, decoders, ref byteLevelDecoder);
+        bool byteFallback = Bool(model, "byte_fallback");
+        if (byteLevel != byteLevelDecoder)
+            throw new TokenizerJsonException($"{path}: a ByteLevel pre-tokenizer needs the ByteLevel decoder (and the reverse); this mix is not supported.");
+        if (!byteLevel && !byteFallback)
+            throw new TokenizerJsonException($"{path}: only byte-level BPE (GPT-2, Llama 3, Qwen) and SentencePiece-style BPE with byte_fallback (Llama 2, Mistral 7B) are supported; this BPE is neither.");
+        if (byteFallback)
+            foreach (var m in merges)
+                if (m.StartsWith("<0x", StringComparison.Ordinal) || m.Contains(" <0x", StringComparison.Ordinal))
+                    throw new TokenizerJsonException($"{path}: a merge involves a byte-fallback token ({m}), which Nibble's byte-fallback handling does not support.");
 
         var prefix = new List<PostToken>();
         var suffix = new List<PostToken>();
@@ -103,7 +120,8 @@ internal sealed class TokenizerSpec
 
         return new TokenizerSpec
         {
-            Vocab = vocab, Merges = merges, AddedTokens = added, Normalization = norm, ByteLevel = byteLevel,
+            Vocab = vocab, Merges = merges, AddedTokens = added, Normalizers = normalizers, ByteLevel = byteLevel,
+            ByteFallback = byteFallback, FuseUnknown = Bool(model, "fuse_unk"), Metaspace = metaspace, Decoders = decoders,
             AddPrefixSpace = prefixSpace, IgnoreMerges = Bool(model, "ignore_merges"),
             UnknownToken = model.TryGetProperty("unk_token", out var u) && u.ValueKind == JsonValueKind.String ? u.GetString() : null,
             SplitStages = stages, PrefixTokens = prefix, SuffixTokens = suffix,
@@ -112,13 +130,13 @@ internal sealed class TokenizerSpec
 
     static bool Bool(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.True;
 
-    static void ReadPreTokenizer(JsonElement pre, string path, List<(Regex, bool)> stages, ref bool byteLevel, ref bool prefixSpace)
+    static void ReadPreTokenizer(JsonElement pre, string path, List<(Regex, bool)> stages, ref bool byteLevel, ref bool prefixSpace, ref MetaspaceOptions? metaspace)
     {
         string type = pre.GetProperty("type").GetString() ?? "";
         switch (type)
         {
             case "Sequence":
-                foreach (var p in pre.GetProperty("pretokenizers").EnumerateArray()) ReadPreTokenizer(p, path, stages, ref byteLevel, ref prefixSpace);
+                foreach (var p in pre.GetProperty("pretokenizers").EnumerateArray()) ReadPreTokenizer(p, path, stages, ref byteLevel, ref prefixSpace, ref metaspace);
                 break;
             case "ByteLevel":
                 byteLevel = true;
@@ -141,32 +159,80 @@ internal sealed class TokenizerSpec
                 stages.Add((compiled, behavior == "Removed"));
                 break;
             }
+            case "Metaspace":
+            {
+                string repl = pre.TryGetProperty("replacement", out var r) ? r.GetString() ?? "\u2581" : "\u2581";
+                string scheme = pre.TryGetProperty("prepend_scheme", out var ps) ? ps.GetString() ?? "always"
+                    : (pre.TryGetProperty("add_prefix_space", out var aps) && aps.ValueKind == JsonValueKind.False ? "never" : "always");
+                bool split = !pre.TryGetProperty("split", out var sp) || sp.ValueKind != JsonValueKind.False;
+                if (repl.Length != 1) throw new TokenizerJsonException($"{path}: Metaspace replacement must be one character.");
+                metaspace = new MetaspaceOptions(repl[0], scheme, split);
+                break;
+            }
             case "Digits":
                 stages.Add((new Regex(Bool(pre, "individual_digits") ? @"\p{N}" : @"\p{N}+", RegexOptions.Compiled), false));
                 break;
             default:
-                throw new TokenizerJsonException($"{path}: pre-tokenizer '{type}' is not supported (ByteLevel, Split, Digits and Sequence are); use a byte-level BPE model.");
+                throw new TokenizerJsonException($"{path}: pre-tokenizer '{type}' is not supported (ByteLevel, Split, Digits, Metaspace and Sequence are).");
         }
     }
 
-    static NormalizationForm? ReadNormalizer(JsonElement n, string path)
+    static void ReadNormalizer(JsonElement n, string path, List<NormalizerStep> steps)
     {
         string type = n.GetProperty("type").GetString() ?? "";
         switch (type)
         {
             // Only NFC has built-in tables (UnicodeNfc): string.Normalize is a no-op under InvariantGlobalization.
-            case "NFC": return NormalizationForm.FormC;
+            case "NFC": steps.Add(new NormalizerStep("NFC")); return;
+            case "Prepend": steps.Add(new NormalizerStep("Prepend", n.GetProperty("prepend").GetString() ?? "")); return;
+            case "Replace":
+            {
+                var pattern = n.GetProperty("pattern");
+                if (!pattern.TryGetProperty("String", out var from))
+                    throw new TokenizerJsonException($"{path}: a Replace normalizer with a regex pattern is not supported (only a plain String).");
+                steps.Add(new NormalizerStep("Replace", from.GetString() ?? "", n.GetProperty("content").GetString() ?? ""));
+                return;
+            }
             case "Sequence":
-                NormalizationForm? form = null;
-                foreach (var inner in n.GetProperty("normalizers").EnumerateArray())
-                {
-                    var f = ReadNormalizer(inner, path);
-                    if (form is not null && f is not null) throw new TokenizerJsonException($"{path}: a Sequence of several Unicode normalizers is not supported.");
-                    form ??= f;
-                }
-                return form;
+                foreach (var inner in n.GetProperty("normalizers").EnumerateArray()) ReadNormalizer(inner, path, steps);
+                return;
             default:
-                throw new TokenizerJsonException($"{path}: normalizer '{type}' is not supported (none and NFC are).");
+                throw new TokenizerJsonException($"{path}: normalizer '{type}' is not supported (none, NFC, Prepend, Replace and Sequence are).");
+        }
+    }
+
+    static void ReadDecoder(JsonElement d, string path, List<DecoderStep> steps, ref bool byteLevel)
+    {
+        string type = d.GetProperty("type").GetString() ?? "";
+        switch (type)
+        {
+            case "ByteLevel": byteLevel = true; return;
+            case "Sequence":
+                foreach (var inner in d.GetProperty("decoders").EnumerateArray()) ReadDecoder(inner, path, steps, ref byteLevel);
+                return;
+            case "Replace":
+            {
+                var pattern = d.GetProperty("pattern");
+                if (!pattern.TryGetProperty("String", out var from))
+                    throw new TokenizerJsonException($"{path}: a Replace decoder with a regex pattern is not supported (only a plain String).");
+                steps.Add(new DecoderStep("Replace", from.GetString() ?? "", d.GetProperty("content").GetString() ?? ""));
+                return;
+            }
+            case "ByteFallback" or "Fuse": steps.Add(new DecoderStep(type)); return;
+            case "Strip":
+                steps.Add(new DecoderStep("Strip", d.GetProperty("content").GetString() ?? " ", "",
+                    d.TryGetProperty("start", out var st) ? st.GetInt32() : 0, d.TryGetProperty("stop", out var sp) ? sp.GetInt32() : 0));
+                return;
+            case "Metaspace":
+            {
+                string repl = d.TryGetProperty("replacement", out var r) ? r.GetString() ?? "\u2581" : "\u2581";
+                string scheme = d.TryGetProperty("prepend_scheme", out var ps) ? ps.GetString() ?? "always"
+                    : (d.TryGetProperty("add_prefix_space", out var aps) && aps.ValueKind == JsonValueKind.False ? "never" : "always");
+                steps.Add(new DecoderStep("Metaspace", repl, scheme));
+                return;
+            }
+            default:
+                throw new TokenizerJsonException($"{path}: decoder '{type}' is not supported (ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence are).");
         }
     }
 

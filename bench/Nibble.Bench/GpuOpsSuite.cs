@@ -1,0 +1,194 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using CpuBackend = Nibble.Cpu.CpuBackend;
+using Nibble.Cuda;
+using Nibble.Cuda.Backend;
+using Nibble.Cuda.Kernels;
+using Nibble.Engine;
+using Nibble.Models;
+using Nibble.Text.Tokenization;
+
+namespace Nibble.Bench;
+
+/// <summary>
+/// `ops` suite (GPU): the CUDA backend's memory-bound ops against the measured device-to-device copy bandwidth
+/// (bytes read + written), decode attention against the KV-cache bytes it must read, prefill attention in TFLOP/s,
+/// and end-to-end greedy decode of the bundled nano model on CUDA vs CPU. Median of CUDA-event-timed runs after
+/// warm-up; every buffer larger than 2x L2. Usage: ops [--out dir] [--iters n] [--model dir]
+/// </summary>
+public static class GpuOpsSuite
+{
+    sealed record Row(string Op, string Shape, double Us, double Bytes, double Flops, string Note);
+
+    public static int Run(string[] args)
+    {
+        string outDir = Arg(args, "--out") ?? "bench/results";
+        int iters = int.Parse(Arg(args, "--iters") ?? "20");
+        using var ctx = CudaContext.Open();
+        using var kernels = new KernelCache(ctx);
+        using var stream = CudaStream.Create(ctx);
+        string card = ctx.Name, date = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
+        Console.WriteLine($"# {card} ({ctx.Arch}, {ctx.MultiprocessorCount} SMs), driver {ctx.DriverVersionText}, NVRTC {KernelCache.NvrtcVersion()}");
+        var rows = new List<Row>();
+        var rng = new Random(1);
+        var host = new float[32 << 20];
+        for (int i = 0; i < host.Length; i++) host[i] = (float)(rng.NextDouble() * 2 - 1);
+
+        DeviceBuffer<float> Rand(long n)
+        {
+            var b = new DeviceBuffer<float>(ctx, n);
+            for (long off = 0; off < n; off += host.Length) b.CopyFrom(host.AsSpan(0, (int)Math.Min(host.Length, n - off)), stream, off);
+            return b;
+        }
+
+        // Copy ceiling: 512 MiB device-to-device, bytes read + written.
+        double copyGBs;
+        {
+            long n = 128L << 20;
+            using var a = Rand(n);
+            using var b = new DeviceBuffer<float>(ctx, n);
+            double us = Time(ctx, stream, iters, _ => b.CopyFromDevice(a, stream));
+            copyGBs = 2.0 * n * 4 / (us * 1e3);
+            rows.Add(new Row("d2d copy", "512 MiB", us, 2.0 * n * 4, 0, "ceiling"));
+        }
+
+        {
+            int r = 4096, d = 8192; long n = (long)r * d;
+            using var x = Rand(n); using var delta = Rand(n); using var y = new DeviceBuffer<float>(ctx, n); using var w = Rand(d);
+            double us = Time(ctx, stream, iters, _ => RmsNormKernel.Run(kernels, stream, x.Pointer, 0, w.Pointer, false, 1e-5f, y.Pointer, r, d));
+            rows.Add(new Row("rms_norm", $"{r}x{d}", us, 2.0 * n * 4, 0, ""));
+            // The fused add rewrites x each run; values grow by delta per call, fine for timing.
+            us = Time(ctx, stream, iters, _ => RmsNormKernel.Run(kernels, stream, x.Pointer, delta.Pointer, w.Pointer, false, 1e-5f, y.Pointer, r, d));
+            rows.Add(new Row("add_rms_norm", $"{r}x{d}", us, 4.0 * n * 4, 0, "x+=delta; y=norm(x)"));
+        }
+        {
+            int t = 4096, heads = 32, hd = 128; long n = (long)t * heads * hd;
+            using var x = Rand(n); using var inv = Rand(hd / 2);
+            double us = Time(ctx, stream, iters, _ => RopeKernel.Run(kernels, stream, x.Pointer, t, heads * hd, hd, 0, 0, inv.Pointer));
+            rows.Add(new Row("rope", $"{t} tok x {heads}x{hd}", us, 2.0 * n * 4, 0, "in place"));
+        }
+        {
+            long n = 32L << 20;
+            using var g = Rand(n); using var u = Rand(n); using var o = new DeviceBuffer<float>(ctx, n);
+            double us = Time(ctx, stream, iters, _ => ElementwiseKernel.SiluMul(kernels, stream, g.Pointer, u.Pointer, o.Pointer, n));
+            rows.Add(new Row("silu_mul", "32M", us, 3.0 * n * 4, 0, ""));
+            us = Time(ctx, stream, iters, _ => ElementwiseKernel.Add(kernels, stream, o.Pointer, g.Pointer, n));
+            rows.Add(new Row("add", "32M", us, 3.0 * n * 4, 0, ""));
+            using var s = new DeviceBuffer<ushort>(ctx, 2 * n);
+            us = Time(ctx, stream, iters, _ => DenseMatMulKernel.Split(kernels, stream, g.Pointer, s.Pointer, n, split: true));
+            rows.Add(new Row("split_bf16", "32M", us, 2.0 * n * 4, 0, "f32 -> bf16 hi+lo"));
+        }
+        {
+            int m = 4096, k = 8192; long n = (long)m * k;
+            using var xb = new DeviceBuffer<ushort>(ctx, n); using var x8 = new DeviceBuffer<byte>(ctx, n); using var ts = new DeviceBuffer<float>(ctx, m);
+            RandomFill.Bf16(kernels, stream, xb, 3, 1f);
+            double us = Time(ctx, stream, iters, _ => ActivationQuantFp8.Run(kernels, stream, xb, x8, ts, m, k));
+            rows.Add(new Row("act_quant_fp8", $"{m}x{k}", us, 3.0 * n, 0, "bf16 -> e4m3 + token scale"));
+        }
+
+        // Decode attention: one token over a cache of L positions (heads 32, kv 8, head_dim 128), f32 cache.
+        foreach (int len in new[] { 1024, 4096, 16384, 32768 })
+        {
+            int heads = 32, kv = 8, hd = 128;
+            long cacheN = (long)kv * len * hd;
+            using var keys = Rand(cacheN); using var values = Rand(cacheN);
+            using var q = Rand(heads * hd); using var o = new DeviceBuffer<float>(ctx, heads * hd);
+            int splits = AttentionKernel.ChooseSplits(1, heads, len, ctx.MultiprocessorCount);
+            using var pa = new DeviceBuffer<float>(ctx, (long)heads * Math.Max(1, splits) * hd);
+            using var pm = new DeviceBuffer<float>(ctx, (long)heads * Math.Max(1, splits) * 2);
+            foreach (int sp in splits > 1 ? new[] { 1, splits } : new[] { 1 })
+            {
+                double us = Time(ctx, stream, iters, _ => AttentionKernel.Run(kernels, stream, q.Pointer, keys.Pointer, values.Pointer, o.Pointer, 1, heads, kv, hd,
+                    len, 0, len - 1, 0, len, sp, pa.Pointer, pm.Pointer));
+                rows.Add(new Row("decode attention", $"L={len} h=32/8 d=128", us, 2.0 * cacheN * 4, 4.0 * heads * len * hd, $"{sp} split(s)"));
+            }
+        }
+        // Prefill attention: T tokens causal over themselves (CUDA cores, float32; no tensor cores yet).
+        foreach (int t in new[] { 512, 2048 })
+        {
+            int heads = 32, kv = 8, hd = 128;
+            using var keys = Rand((long)kv * t * hd); using var values = Rand((long)kv * t * hd);
+            using var q = Rand((long)t * heads * hd); using var o = new DeviceBuffer<float>(ctx, (long)t * heads * hd);
+            double us = Time(ctx, stream, Math.Max(3, iters / 4), _ => AttentionKernel.Run(kernels, stream, q.Pointer, keys.Pointer, values.Pointer, o.Pointer, t, heads, kv, hd,
+                t, 0, 0, 0, t, 1, 0, 0));
+            rows.Add(new Row("prefill attention", $"T={t} h=32/8 d=128", us, 0, 4.0 * heads * hd * t * (t + 1) / 2.0, "causal, f32 CUDA cores"));
+        }
+
+        // End to end: greedy decode of the bundled nano model, CUDA vs CPU.
+        var e2e = new List<string>();
+        string? model = Arg(args, "--model") ?? FindNano();
+        if (model is not null)
+        {
+            var tokenizer = HfTokenizer.Load(model);
+            var ids = tokenizer.Encode("The Python interpreter");
+            var options = new SamplingOptions { MaxTokens = 128, StopTokenIds = [] };
+            using var gpu = new CudaBackend(ctx, kernels, stream);
+            foreach (var (name, backend) in new (string, Nibble.Backend.IBackend)[] { ("cuda", gpu), ("cpu", CpuBackend.Instance) })
+            {
+                using var lm = CausalLM.Load(model, backend);
+                var gen = new Generator(lm, tokenizer);
+                gen.Generate(ids, options with { MaxTokens = 8 }); // warm-up: kernel loads, plans
+                var r = gen.Generate(ids, options);
+                e2e.Add(string.Create(CultureInfo.InvariantCulture, $"- nano greedy decode on {name}: {r.DecodeTokensPerSecond:F1} tokens/s ({r.TokenIds.Length} tokens, prefill {r.PrefillTime.TotalMilliseconds:F1} ms of {r.PromptTokens} tokens)"));
+                Console.WriteLine(e2e[^1]);
+            }
+        }
+
+        var md = new StringBuilder();
+        md.AppendLine($"# CUDA backend ops on {card}, {date}");
+        md.AppendLine();
+        md.AppendLine($"Command: `dotnet Nibble.Bench.dll ops {string.Join(' ', args)}`. Median of {iters} CUDA-event-timed runs after 3 warm-ups. Bandwidth counts bytes read + written once; `% copy` is against the measured device-to-device copy ({copyGBs:F0} GB/s).");
+        md.AppendLine();
+        md.AppendLine("| op | shape | µs | GB/s | % copy | TFLOP/s | note |");
+        md.AppendLine("|---|---|---|---|---|---|---|");
+        foreach (var r in rows)
+        {
+            double gbs = r.Bytes / (r.Us * 1e3);
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Op} | {r.Shape} | {r.Us:F1} | {(r.Bytes > 0 ? gbs.ToString("F0", CultureInfo.InvariantCulture) : "")} | {(r.Bytes > 0 ? (100 * gbs / copyGBs).ToString("F0", CultureInfo.InvariantCulture) : "")} | {(r.Flops > 0 ? (r.Flops / (r.Us * 1e6)).ToString("F2", CultureInfo.InvariantCulture) : "")} | {r.Note} |"));
+        }
+        md.AppendLine();
+        foreach (var l in e2e) md.AppendLine(l);
+        Console.WriteLine(md.ToString());
+        Directory.CreateDirectory(outDir);
+        Nibble.Formats.AtomicFile.WriteAllText(Path.Combine(outDir, "ops.md"), md.ToString());
+        return 0;
+    }
+
+    static string? FindNano()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "models", "nano", "config.json"))) return Path.Combine(dir.FullName, "models", "nano");
+        return null;
+    }
+
+    static string? Arg(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    /// <summary>Median over <paramref name="iters"/> event-timed launches after 3 warm-ups, in microseconds.</summary>
+    static double Time(CudaContext ctx, CudaStream stream, int iters, Action<int> launch)
+    {
+        for (int i = 0; i < 3; i++) launch(i);
+        var starts = new CudaEvent[iters];
+        var ends = new CudaEvent[iters];
+        try
+        {
+            for (int i = 0; i < iters; i++)
+            {
+                starts[i] = new CudaEvent(ctx); ends[i] = new CudaEvent(ctx);
+                starts[i].Record(stream); launch(i + 3); ends[i].Record(stream);
+            }
+            var t = Enumerable.Range(0, iters).Select(i => CudaEvent.ElapsedMs(starts[i], ends[i]) * 1000.0).Order().ToArray();
+            return t[t.Length / 2];
+        }
+        finally
+        {
+            foreach (var e in starts) e?.Dispose();
+            foreach (var e in ends) e?.Dispose();
+        }
+    }
+}
