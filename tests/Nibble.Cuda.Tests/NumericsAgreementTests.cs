@@ -87,3 +87,28 @@ public class NumericsAgreementTests(ITestOutputHelper output)
         layer.Operands.Dispose();
     }
 }
+
+public class ChannelWiseTests
+{
+    [Fact]
+    public void Channel_wise_scales_expand_to_groups_that_recover_sigma_56_and_the_per_channel_scale()
+    {
+        const int n = 128, k = 512;
+        var rng = new Random(21);
+        var perChannel = Enumerable.Range(0, n).Select(_ => HostNumerics.FloatToBf16((float)(2e-3 + rng.NextDouble() * 1e-2))).ToArray(); // above 448/(448·512): no floor on c
+        var expanded = W4A8WeightPrep.ExpandChannelScales(perChannel, n, k);
+        var (sigma, c, _, _) = Reference.Prep(Reference.RandomPacked(rng, n, k), expanded, n, k);
+        Assert.All(sigma, s => Assert.Equal(56f, HostNumerics.DecodeE4M3(s)));
+        for (int r = 0; r < n; r++)
+            Assert.Equal(8f * MathF.Max(HostNumerics.Bf16ToFloat(perChannel[r]) / 448f, 1f / (448f * 512f)), c[r]);
+    }
+
+    [Fact]
+    public void A_group_size_other_than_128_or_K_is_refused_with_one_sentence()
+    {
+        GpuAvailability.RequireGpu();
+        var e = Assert.Throws<NibbleException>(() => W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, Gpu.Context, Gpu.Stream,
+            new int[128 * 32], new ushort[128 * 4], 128, 256, groupSize: 64));
+        Assert.Contains("group size 128", e.Message);
+    }
+}
