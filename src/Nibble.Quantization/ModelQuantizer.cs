@@ -7,7 +7,7 @@ namespace Nibble.Quantization;
 /// <summary>How to quantize a model.</summary>
 public sealed record QuantizeOptions
 {
-    public QuantScheme Scheme { get; init; } = QuantScheme.W4A8;
+    public QuantizationScheme Scheme { get; init; } = QuantizationScheme.W4A8;
     /// <summary>W4A8 scale recovery mode of the in-memory layers (the checkpoint always stores bf16 scales).</summary>
     public ScaleRecoveryMode Scales { get; init; } = ScaleRecoveryMode.Recovered;
     public int GroupSize { get; init; } = 128;
@@ -20,7 +20,7 @@ public sealed record QuantizeOptions
 }
 
 /// <summary>One quantized linear: the int4 weight with bf16 group scales, and its bias (kept in bf16 by the checkpoint).</summary>
-public sealed record QuantizedLinear(string Name, Int4GroupWeight Weight, float[]? Bias);
+public sealed record QuantizedLinear(string Name, QuantizedLinearWeights Weight, float[]? Bias);
 
 /// <summary>
 /// Everything that differs from the bf16 checkpoint after quantization: the quantized linears, every RMSNorm weight
@@ -34,7 +34,7 @@ public sealed record QuantizationResult(
     IReadOnlyList<AwqMappingResult> Awq)
 {
     /// <summary>Replaces <paramref name="model"/>'s layers and norms (a bf16 load of the same checkpoint) with this result, as W4A16 or W4A8.</summary>
-    public void ApplyTo(CausalLM model, QuantScheme scheme, ScaleRecoveryMode scales = ScaleRecoveryMode.Recovered)
+    public void ApplyTo(CausalLM model, QuantizationScheme scheme, ScaleRecoveryMode scales = ScaleRecoveryMode.Recovered)
     {
         var byName = Linears.ToDictionary(l => l.Name);
         foreach (var slot in ModelLinears.Enumerate(model))
@@ -79,7 +79,7 @@ public static class ModelQuantizer
                 var layer = slot.Get();
                 var (w, bias) = ModelLinears.Dense(layer, slot.Name);
                 if (bias is not null) bias = bias.Select(BFloat16.Round).ToArray();
-                var q = Int4GroupWeight.Quantize(w, layer.OutFeatures, layer.InFeatures, options.GroupSizeFor(layer.InFeatures));
+                var q = RtnQuantizer.QuantizeWeight(slot.Name, w, layer.OutFeatures, layer.InFeatures, options.GroupSizeFor(layer.InFeatures));
                 done.Add(new QuantizedLinear(slot.Name, q, bias));
                 slot.Set(CreateLayer(model, q, bias, options.Scheme, options.Scales));
             }
@@ -105,8 +105,8 @@ public static class ModelQuantizer
         return new QuantizationResult(done, norms, bf16, awq);
     }
 
-    public static ILinear CreateLayer(CausalLM model, Int4GroupWeight weight, float[]? bias, QuantScheme scheme, ScaleRecoveryMode scales) =>
-        scheme == QuantScheme.W4A8
+    public static ILinear CreateLayer(CausalLM model, QuantizedLinearWeights weight, float[]? bias, QuantizationScheme scheme, ScaleRecoveryMode scales) =>
+        scheme == QuantizationScheme.W4A8
             ? new W4A8Linear(model.Backend, weight, scales, bias)
             : new W4A16Linear(model.Backend, weight, bias);
 }

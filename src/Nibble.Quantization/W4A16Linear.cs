@@ -1,3 +1,4 @@
+using Nibble.Numerics;
 using Nibble.Backend;
 using Nibble.Models;
 
@@ -13,7 +14,7 @@ public sealed class W4A16Linear : ILinear
     readonly Tensor _weight;
     readonly Tensor? _bias;
 
-    public W4A16Linear(IBackend backend, Int4GroupWeight weight, float[]? bias = null)
+    public W4A16Linear(IBackend backend, QuantizedLinearWeights weight, float[]? bias = null)
     {
         _backend = backend;
         Weight = weight;
@@ -22,7 +23,7 @@ public sealed class W4A16Linear : ILinear
         _bias = bias is null ? null : backend.FromHost(bias, bias.Length);
     }
 
-    public Int4GroupWeight Weight { get; }
+    public QuantizedLinearWeights Weight { get; }
     public float[]? Bias { get; }
     public int InFeatures => Weight.K;
     public int OutFeatures => Weight.N;

@@ -19,7 +19,7 @@ public sealed class W4A8Linear : ILinear
     readonly float[] _channelScale;
     readonly float[]? _bias;
 
-    public W4A8Linear(IBackend backend, Int4GroupWeight weight, ScaleRecoveryMode scales, float[]? bias = null)
+    public W4A8Linear(IBackend backend, QuantizedLinearWeights weight, ScaleRecoveryMode scales, float[]? bias = null)
     {
         if (bias is not null && bias.Length != weight.N) throw new ArgumentException($"Bias of {bias.Length} for {weight.N} outputs.", nameof(bias));
         _backend = backend;
@@ -33,7 +33,7 @@ public sealed class W4A8Linear : ILinear
         _bias = bias;
     }
 
-    public Int4GroupWeight Weight { get; }
+    public QuantizedLinearWeights Weight { get; }
     public ScaleRecoveryMode Scales { get; }
     public W4A8Weight Operands { get; }
     public float[]? Bias => _bias;

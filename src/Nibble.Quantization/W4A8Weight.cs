@@ -9,12 +9,10 @@ namespace Nibble.Quantization;
 /// </summary>
 public sealed record W4A8Weight(int N, int K, float[] W8, float[] ChannelScale, RecoveredScales Scales)
 {
-    public static W4A8Weight From(Int4GroupWeight w, ScaleRecoveryMode mode)
+    public static W4A8Weight From(QuantizedLinearWeights w, ScaleRecoveryMode mode)
     {
         int groups = w.Groups;
-        var bits = new ushort[w.Scales.Length];
-        BFloat16.FromFloat(w.Scales, bits);
-        var scales = ScaleRecovery.Recover(bits, w.N, groups, mode);
+        var scales = w.RecoverScales(mode);
         var sigma = new float[scales.GroupScales.Length];
         Fp8E4M3.Decode(scales.GroupScales, sigma);
         var w8 = new float[(long)w.N * w.K];

@@ -38,7 +38,7 @@ public static class DemoCommand
             string textPath = parse.GetValue(evalText) ?? Path.Combine(sampleDir, "eval_text_sample.txt");
             var tokenizer = GenerateCommand.LoadTokenizer(dir);
             var backend = CpuBackend.Instance;
-            Console.WriteLine($"nibble demo: {dir} on the CPU backend ({Environment.ProcessorCount} cores; no GPU backend yet)");
+            Console.WriteLine($"nibble demo: {dir} on the CPU backend ({Environment.ProcessorCount} cores; the quantized layers run on the CPU in this build)");
 
             using var bf16 = CausalLM.Load(dir, backend);
             var data = CalibrationSet.Load(calibPath, tokenizer, () => Nibble.Text.Templates.ChatTemplate.Load(dir),
@@ -53,9 +53,9 @@ public static class DemoCommand
                 var quantWatch = Stopwatch.StartNew();
                 QuantizationResult result = null!;
                 QuantizeCommandProgress.Run(p => result = ModelQuantizer.Quantize(w4a8,
-                    new QuantizeOptions { Scheme = QuantScheme.W4A8, Awq = new AwqOptions() }, data, p, ct));
-                result.ApplyTo(w4a16, QuantScheme.W4A16);
-                result.ApplyTo(naive, QuantScheme.W4A8, ScaleRecoveryMode.Naive);
+                    new QuantizeOptions { Scheme = QuantizationScheme.W4A8, Awq = new AwqOptions() }, data, p, ct));
+                result.ApplyTo(w4a16, QuantizationScheme.W4A16);
+                result.ApplyTo(naive, QuantizationScheme.W4A8, ScaleRecoveryMode.Naive);
                 Console.WriteLine($"AWQ + quantization: {quantWatch.Elapsed.TotalSeconds:F1} s ({result.Linears.Count} linears, {result.Awq.Count(a => a.Skipped is null)} AWQ mappings)");
 
                 var tokens = TextCorpus.TokenizeFile(textPath, tokenizer);

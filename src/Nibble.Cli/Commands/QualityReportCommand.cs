@@ -119,7 +119,7 @@ public static class QualityReportCommand
         var unmasked = Calib(CalibrationMaskPolicy.All);
         log($"calibration: {masked.Count} traces, {masked.Sum(s => s.Ids.Length):N0} tokens, {masked.Sum(s => s.IncludedTokens):N0} unmasked by the default policy");
 
-        QuantizationResult Awq(CausalLM lm, IReadOnlyList<CalibrationSequence> data, QuantScheme search, string what)
+        QuantizationResult Awq(CausalLM lm, IReadOnlyList<CalibrationSequence> data, QuantizationScheme search, string what)
         {
             var watch = Stopwatch.StartNew();
             int last = -1;
@@ -128,24 +128,24 @@ public static class QualityReportCommand
                 int pct = p.Done * 10 / Math.Max(1, p.Total);
                 if (pct != last) { last = pct; log($"{what}: {p.Stage} {p.Done}/{p.Total} ({watch.Elapsed.TotalSeconds:F0} s)"); }
             });
-            var r = ModelQuantizer.Quantize(lm, new QuantizeOptions { Scheme = QuantScheme.W4A8, Awq = new AwqOptions { SearchScheme = search } }, data, progress, ct);
+            var r = ModelQuantizer.Quantize(lm, new QuantizeOptions { Scheme = QuantizationScheme.W4A8, Awq = new AwqOptions { SearchScheme = search } }, data, progress, ct);
             log($"{what}: done in {watch.Elapsed.TotalSeconds:F0} s");
             return r;
         }
 
-        Variant("W4A16-RTN", lm => ModelQuantizer.Quantize(lm, new QuantizeOptions { Scheme = QuantScheme.W4A16 }));
+        Variant("W4A16-RTN", lm => ModelQuantizer.Quantize(lm, new QuantizeOptions { Scheme = QuantizationScheme.W4A16 }));
         QuantizationResult? maskedAwq = null;
         var awqWatch = Stopwatch.StartNew();
         using (var lm = Fresh())
         {
-            maskedAwq = Awq(lm, masked, QuantScheme.W4A16, "AWQ (masked traces)");
+            maskedAwq = Awq(lm, masked, QuantizationScheme.W4A16, "AWQ (masked traces)");
             double awqSeconds = awqWatch.Elapsed.TotalSeconds;
-            using (var w16 = Fresh()) { maskedAwq.ApplyTo(w16, QuantScheme.W4A16); Evaluate("W4A16-AWQ", w16, awqWatch); }
-            using (var naive = Fresh()) { maskedAwq.ApplyTo(naive, QuantScheme.W4A8, ScaleRecoveryMode.Naive); Evaluate("W4A8-naive (AWQ)", naive, Stopwatch.StartNew()); }
+            using (var w16 = Fresh()) { maskedAwq.ApplyTo(w16, QuantizationScheme.W4A16); Evaluate("W4A16-AWQ", w16, awqWatch); }
+            using (var naive = Fresh()) { maskedAwq.ApplyTo(naive, QuantizationScheme.W4A8, ScaleRecoveryMode.Naive); Evaluate("W4A8-naive (AWQ)", naive, Stopwatch.StartNew()); }
             Evaluate("W4A8-recovered (AWQ, masked traces)", lm, Stopwatch.StartNew());
         }
-        Variant("W4A8-recovered (AWQ, unmasked traces)", lm => Awq(lm, unmasked, QuantScheme.W4A16, "AWQ (unmasked traces)"));
-        Variant("W4A8-recovered (W4A8-aware AWQ, masked)", lm => Awq(lm, masked, QuantScheme.W4A8, "W4A8-aware AWQ (masked traces)"));
+        Variant("W4A8-recovered (AWQ, unmasked traces)", lm => Awq(lm, unmasked, QuantizationScheme.W4A16, "AWQ (unmasked traces)"));
+        Variant("W4A8-recovered (W4A8-aware AWQ, masked)", lm => Awq(lm, masked, QuantizationScheme.W4A8, "W4A8-aware AWQ (masked traces)"));
     }
 
     static IEnumerable<(int[] Window, float[] Logits)> Windows(CausalLM lm, int[] tokens, WindowOptions options)

@@ -15,7 +15,7 @@ public static class QuantizeCommand
     static readonly Dictionary<string, Func<ILinearQuantizer>> Methods = new(StringComparer.Ordinal)
     {
         ["rtn"] = () => RtnQuantizer.Instance,
-        ["awq"] = () => throw new NibbleException("--method awq is not available yet in this build; use --method rtn."),
+        ["awq"] = () => throw new InvalidOperationException("awq is dispatched to AwqQuantize.Run"),
     };
 
     public static Command Create()
@@ -23,24 +23,25 @@ public static class QuantizeCommand
         var model = new Argument<string>("model-dir") { Description = "Hugging Face bf16 model directory (default: the bundled nano model).", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => BundledModel.Path };
         var scheme = new Option<string>("--scheme") { Description = "w4a8 (int4 weights, FP8 per-token activations) or w4a16.", DefaultValueFactory = _ => "w4a8" };
         scheme.AcceptOnlyFromAmong("w4a8", "w4a16");
-        var method = new Option<string>("--method") { Description = "Weight quantization method.", DefaultValueFactory = _ => "rtn" };
+        var method = new Option<string>("--method") { Description = "Weight quantization method: awq (calibrated, default) or rtn.", DefaultValueFactory = _ => "awq" };
         method.AcceptOnlyFromAmong([.. Methods.Keys]);
         var output = new Option<string>("--out") { Description = "Output directory for the quantized checkpoint.", Required = true };
         var groupSize = new Option<int>("--group-size") { Description = "Weights per scale along the input dimension; 0 = one scale per output channel (vLLM's W4A8 kernel needs 128).", DefaultValueFactory = _ => 128 };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing output directory." };
         var json = new Option<bool>("--json") { Description = "Print a JSON summary on stdout." };
+        var awq = new AwqQuantize.Options();
         var command = new Command("quantize", "Quantize a model's Linear weights to int4 and write a compressed-tensors checkpoint.")
-            { model, scheme, method, output, groupSize, overwrite, json };
+            { model, scheme, method, output, groupSize, overwrite, json, awq.Calib, awq.Mask, awq.Scales, awq.Search, awq.Samples, awq.Length };
         command.SetAction((parse, ct) => CliErrors.RunAsync(() => Task.Run(() =>
         {
             string dir = parse.GetValue(model)!, outDir = parse.GetValue(output)!;
-            var quantizer = Methods[parse.GetValue(method)!]();
             var options = new CompressedTensorsWriteOptions
             {
                 Scheme = parse.GetValue(scheme) == "w4a16" ? QuantizationScheme.W4A16 : QuantizationScheme.W4A8,
                 GroupSize = parse.GetValue(groupSize),
                 Overwrite = parse.GetValue(overwrite),
             };
+            var quantizer = parse.GetValue(method) == "awq" ? AwqQuantize.Run(parse, awq, dir, outDir, options, ct) : Methods[parse.GetValue(method)!]();
             var started = System.Diagnostics.Stopwatch.StartNew();
             CompressedTensorsWriteResult? result = null;
             var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });

@@ -22,8 +22,8 @@ internal static class AwqCandidates
     /// </summary>
     public static ILinear Build(IBackend backend, float[] w, int n, int k, float[]? bias, float[] s, AwqOptions options)
     {
-        var q = Int4GroupWeight.Quantize(ScaleColumns(w, n, k, s), n, k, options.GroupSizeFor(k));
-        if (options.SearchScheme == QuantScheme.W4A8)
+        var q = RtnQuantizer.QuantizeWeight("AWQ candidate", ScaleColumns(w, n, k, s), n, k, options.GroupSizeFor(k));
+        if (options.SearchScheme == QuantizationScheme.W4A8)
             return new ScaledInputLinear(backend, new W4A8Linear(backend, q, options.SearchScales, bias), s);
         var deq = q.Dequantize();
         for (int i = 0; i < n; i++)

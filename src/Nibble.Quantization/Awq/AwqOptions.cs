@@ -18,7 +18,7 @@ public sealed record AwqOptions
     /// The numerics each candidate is evaluated with: W4A16 fake-quant (llm-compressor, which searches in 16-bit) or
     /// the exact W4A8 numerics (per-token FP8 activations of the smoothed input, FP8 group scales, channel scales).
     /// </summary>
-    public QuantScheme SearchScheme { get; init; } = QuantScheme.W4A16;
+    public QuantizationScheme SearchScheme { get; init; } = QuantizationScheme.W4A16;
     /// <summary>Scale mode of W4A8-aware candidates.</summary>
     public ScaleRecoveryMode SearchScales { get; init; } = ScaleRecoveryMode.Recovered;
     /// <summary>Rows per chunk when a parent runs over many calibration tokens (bounds temporary memory).</summary>
