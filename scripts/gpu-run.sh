@@ -29,6 +29,7 @@ if [ "${NCU:-0}" = 1 ]; then
   grep -E "Throughput|Stall|Warp Cycles|Issued|Eligible|Active Warps|Registers|Theoretical Occ|Achieved Occ|Pipe|Tensor" "$OUT/ncu.txt" | head -60
 fi
 echo "kernels checked: $(grep -c registers "$OUT/kernels.txt") entries"; grep -iE "error|spill" "$OUT/kernels.txt" | grep -v " 0 bytes spill" | head -20
+[ -f $G/cli/nibble.dll ] && dotnet $G/cli/nibble.dll doctor | tee "$OUT/doctor.txt"
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   dotnet $G/cuda-tests/Nibble.Cuda.Tests.dll -showLiveOutput -parallel none -reporter verbose ${TEST_FILTER:-} > "$OUT/tests.txt" 2>&1
   grep -E "FAIL|\[FAIL\]|Total:|rel\. Frobenius|error|scale mode|cold|warm|Exception" "$OUT/tests.txt" | tail -60

@@ -29,6 +29,7 @@ public static class GpuGemmSuite
         var ms = Arg(args, "--ms") is { } mm ? mm.Split(',').Select(int.Parse).ToArray() : DefaultMs;
         int iters = int.Parse(Arg(args, "--iters") ?? "30");
         if (Arg(args, "--large-ks") is { } lks) GemmPlan.LargeKs = int.Parse(lks);
+        if (Arg(args, "--mma-ring") is { } ring) W4A8Gemm.DefaultMmaRing = int.Parse(ring);
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         var clock = Stopwatch.StartNew();
 

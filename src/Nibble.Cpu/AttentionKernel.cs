@@ -33,6 +33,11 @@ public static unsafe class AttentionKernel
         int group = heads / kvHeads;
         float scale = 1f / MathF.Sqrt(d);
         int window = slidingWindow ?? int.MaxValue;
+        if (tokens >= BlockedMinTokens)
+        {
+            Blocked(q, keys, values, cap, d, heads, group, positions, maxPos, window, scale, output);
+            return;
+        }
         fixed (float* qp = q) fixed (float* op = output) fixed (int* pp = positions) fixed (float* kp = keys) fixed (float* vp = values)
         {
             float* qPtr = qp, oPtr = op, kPtr = kp, vPtr = vp; int* pPtr = pp;
@@ -65,6 +70,48 @@ public static unsafe class AttentionKernel
                         for (int j = start; j <= pos; j++) Axpy(s[j] * inv, vh + (long)j * d, oh, d);
                     }
             });
+        }
+    }
+
+    /// <summary>Query counts from which prefill uses GEMMs (scores = Q·Kᵀ, out = P·V) instead of one query at a time.</summary>
+    internal static int BlockedMinTokens { get; set; } = 16;
+
+    /// <summary>
+    /// Prefill: per head, scores[T, L] = Q_h·K_gᵀ with the blocked GEMM, masked (causal and window) softmax
+    /// per row, then out_h = P·V_g with V_g transposed once per kv head. The full T×L product does
+    /// the masked half needlessly, but at GEMM speed that is far faster than per-query dot products.
+    /// </summary>
+    static void Blocked(ReadOnlySpan<float> q, float[] keys, float[] values, int cap, int d, int heads, int group,
+        ReadOnlySpan<int> positions, int maxPos, int window, float scale, Span<float> output)
+    {
+        int tokens = positions.Length, length = maxPos + 1, ld = heads * d;
+        var scores = new float[(long)tokens * length];
+        var vT = new float[(long)d * length];
+        fixed (float* qp = q) fixed (float* op = output) fixed (float* kp = keys) fixed (float* vp = values)
+        fixed (float* sp = scores) fixed (float* vtp = vT)
+        {
+            for (int g = 0; g < heads / group; g++)
+            {
+                float* kg = kp + (long)g * cap * d, vg = vp + (long)g * cap * d;
+                for (int j = 0; j < length; j++)
+                    for (int i = 0; i < d; i++) vtp[(long)i * length + j] = vg[(long)j * d + i];
+                for (int h = g * group; h < (g + 1) * group; h++)
+                {
+                    Gemm.MatMulTransB(qp + (long)h * d, ld, kg, d, sp, length, tokens, length, d);
+                    for (int t = 0; t < tokens; t++)
+                    {
+                        int pos = positions[t];
+                        int start = window == int.MaxValue ? 0 : Math.Max(0, pos - window + 1);
+                        var row = new Span<float>(sp + (long)t * length, length);
+                        row[..start].Clear();
+                        var live = row[start..(pos + 1)];
+                        System.Numerics.Tensors.TensorPrimitives.Multiply(live, scale, live);
+                        System.Numerics.Tensors.TensorPrimitives.SoftMax(live, live);
+                        row[(pos + 1)..].Clear();
+                    }
+                    Gemm.MatMulTransB(sp, length, vtp, length, op + (long)h * d, ld, tokens, d, length);
+                }
+            }
         }
     }
 

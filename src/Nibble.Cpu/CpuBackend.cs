@@ -76,8 +76,19 @@ public sealed unsafe class CpuBackend : IBackend
 
     public void AddRmsNorm(Tensor residual, Tensor delta, Tensor weight, float eps, Tensor output)
     {
-        Add(residual, delta);
-        RmsNorm(residual, weight, eps, output);
+        int dim = (int)weight.ElementCount;
+        Span<float> scratch = dim <= 4096 ? stackalloc float[dim] : new float[dim];
+        var w = Floats(weight, scratch);
+        var r = H(residual).Floats;
+        var d = H(delta).Floats;
+        var o = H(output).Floats;
+        // Row by row, so each residual row is normalised while it is still in L1 after the add.
+        for (int row = 0; row < r.Length / dim; row++)
+        {
+            var rr = r.Slice(row * dim, dim);
+            TensorPrimitives.Add(rr, d.Slice(row * dim, dim), rr);
+            NormRow(rr, w, eps, o.Slice(row * dim, dim));
+        }
     }
 
     // transformers: x * rsqrt(mean(x²) + eps), then weight * x, all in float32.

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Text;
 using System.Text.Json.Nodes;
-using Nibble.Cpu;
 using Nibble.Engine;
 using Nibble.Models;
 using Nibble.Text.Templates;
@@ -19,8 +18,9 @@ public static class ChatCommand
         var temperature = new Option<float>("--temperature", "-t") { Description = "Sampling temperature; 0 is greedy.", DefaultValueFactory = _ => 0.7f };
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling threshold (1 = off).", DefaultValueFactory = _ => 0.9f };
         var seed = new Option<int?>("--seed") { Description = "Random seed for reproducible replies." };
+        var device = new Option<string>("--device") { Description = BackendFactory.Help, DefaultValueFactory = _ => "cpu" };
         var command = new Command("chat", "Chat with a model interactively (type /reset to start over, /exit or Ctrl-D to leave).")
-            { model, system, maxTokens, temperature, topP, seed };
+            { model, system, maxTokens, temperature, topP, seed, device };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             string dir = parse.GetValue(model)!;
@@ -30,7 +30,9 @@ public static class ChatCommand
             };
             options.Validate();
             var template = ChatTemplate.Load(dir);
-            using var lm = CausalLM.Load(dir, CpuBackend.Instance);
+            var backend = BackendFactory.Create(parse.GetValue(device)!);
+            using var backendScope = backend as IDisposable;
+            using var lm = CausalLM.Load(dir, backend);
             var generator = new Generator(lm, GenerateCommand.LoadTokenizer(dir));
             var messages = new JsonArray();
             void Reset()
@@ -69,7 +71,5 @@ public static class ChatCommand
         return command;
     }
 
-    // Parsed (JsonElement-backed) nodes: the template engine reads message values as JSON elements.
-    static JsonNode Message(string role, string content) =>
-        JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(new { role, content }))!;
+    static JsonNode Message(string role, string content) => new JsonObject { ["role"] = role, ["content"] = content };
 }

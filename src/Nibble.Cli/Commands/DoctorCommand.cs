@@ -24,7 +24,7 @@ public static class DoctorCommand
         yield return ("nibble", typeof(DoctorCommand).Assembly.GetName().Version?.ToString(3) ?? "?");
         yield return ("runtime", $"{RuntimeInformation.FrameworkDescription} on {RuntimeInformation.OSDescription} ({RuntimeInformation.ProcessArchitecture})");
         yield return ("cpu", $"{Environment.ProcessorCount} logical cores; {CpuFeatures()}");
-        yield return ("cuda", CudaProbe.Describe());
+        foreach (var line in CudaProbe.Lines()) yield return line;
     }
 
     static string CpuFeatures()

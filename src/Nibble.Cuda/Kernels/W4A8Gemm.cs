@@ -36,8 +36,14 @@ public sealed class W4A8Gemm : IDisposable
     /// <summary>Up to this M the mma.sync decode kernel (W4A8GemmMma.cu) runs instead of the wgmma kernel.</summary>
     public int MmaMaxM { get; init; } = 16;
 
+    /// <summary>Weight k-blocks in flight per thread in the mma.sync decode kernel (4 default).</summary>
+    public int MmaRing { get; init; } = DefaultMmaRing;
+    public static int DefaultMmaRing { get; set; } = 4;
+
     CudaModule ModuleFor(string source) =>
-        kernels.Load(source, hopperOnly: true, Promote == 0 || source != "W4A8Gemm.cu" ? [] : [$"W4A8_PROMOTE={Promote}"]);
+        source == "W4A8Gemm.cu"
+            ? kernels.Load(source, hopperOnly: true, Promote == 0 ? [] : [$"W4A8_PROMOTE={Promote}"])
+            : kernels.Load(source, hopperOnly: true, MmaRing == 4 ? [] : [$"W4A8_MMA_RING={MmaRing}"]);
 
     readonly Dictionary<(int, int, int), GemmPlan> plans = new();
 

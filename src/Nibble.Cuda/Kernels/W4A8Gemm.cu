@@ -313,6 +313,7 @@ W4A8_INSTANCE(128, 2, 8)
 // Test hook: decodes all 16 unified codes of each sigma through the same LUT + PRMT path as the GEMM:
 // out[16 i + c] = e4m3 byte for code c.
 struct LutProbeParams { const u8* sigma; u8* out; int count; };
+static_assert(sizeof(LutProbeParams) == 24, "LutProbeParams must match W4A8Gemm.cs");
 extern "C" __global__ void w4a8_lut_probe(const LutProbeParams p) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= p.count) return;

@@ -17,6 +17,10 @@
 // dequant is then 3 PRMT per 4 weights as in CUTLASS's lookup_table_convert (spec §1.5), learned from, not copied.
 #include "Common.cuh"
 
+#ifndef W4A8_MMA_RING
+#define W4A8_MMA_RING 4
+#endif
+
 struct W4A8GemmParams {
     const u8* x8;              // [M, K] e4m3 activations
     const float* tokenScale;   // [M]
@@ -75,7 +79,7 @@ __device__ __forceinline__ void mma_e4m3(float (&d)[4], u32 a0, u32 a1, u32 a2, 
 template <int MT, int WN>
 __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
     constexpr int NT = MT / 8;      // n8 tiles (tokens) per warp
-    constexpr int D = 4;            // k-blocks of weights in flight per thread (register ring)
+    constexpr int D = W4A8_MMA_RING; // k-blocks of weights in flight per thread (register ring)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int gid = lane >> 2, tig = lane & 3;
     const int kBlocks = p.K >> 6, groups = p.K >> 7;

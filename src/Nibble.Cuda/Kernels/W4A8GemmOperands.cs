@@ -25,11 +25,17 @@ public sealed class W4A8GemmOperands : IDisposable
         ChannelScale = new DeviceBuffer<float>(context, n);
     }
 
-    /// <summary>Uploads checkpoint tensors (weight_packed [N, K/8] int32, weight_scale [N, K/128] bf16) and preprocesses them on the GPU.</summary>
+    /// <summary>
+    /// Uploads checkpoint tensors (weight_packed [N, K/8] int32, weight_scale [N, K/128] bf16, or [N, 1] for a
+    /// channel-wise checkpoint with <paramref name="groupSize"/> = K) and preprocesses them on the GPU.
+    /// </summary>
     public static W4A8GemmOperands FromCheckpoint(KernelCache kernels, CudaContext context, CudaStream stream,
-        ReadOnlySpan<int> weightPackedNK8, ReadOnlySpan<ushort> scalesNG, int n, int k)
+        ReadOnlySpan<int> weightPackedNK8, ReadOnlySpan<ushort> scalesNG, int n, int k, int groupSize = 128)
     {
         W4A8WeightPrep.Validate(n, k);
+        if (groupSize == k && k != 128) scalesNG = W4A8WeightPrep.ExpandChannelScales(scalesNG, n, k);
+        else if (groupSize != 128)
+            throw new NibbleException($"W4A8 supports group size 128 or channel-wise (group size = K = {k}) but the checkpoint uses {groupSize}; requantize with group size 128.");
         using var w = DeviceBuffer<int>.From(context, weightPackedNK8, stream);
         using var s = DeviceBuffer<ushort>.From(context, scalesNG, stream);
         var ops = new W4A8GemmOperands(context, n, k);

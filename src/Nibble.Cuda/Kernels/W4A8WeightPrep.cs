@@ -36,6 +36,21 @@ public static class W4A8WeightPrep
         module.Function("w4a8_prep_weights").Launch(stream, ((uint)((lanes + 255) / 256), 1, 1), 256, p);
     }
 
+    /// <summary>
+    /// Channel-wise checkpoints (group size = K, weight_scale [N, 1]) run on the group-128 kernels by repeating each
+    /// row's scale over its K/128 groups: recovery then gives σ = e4m3(e4m3(448)/8) = 56 in every group of a non-zero
+    /// row whose |S| ≥ 448/(448·512) (smaller rows hit the floor of c) and c' = 8·|S|/448: a per-channel FP8 scale.
+    /// </summary>
+    public static ushort[] ExpandChannelScales(ReadOnlySpan<ushort> scalesN1, int n, int k)
+    {
+        Validate(n, k);
+        if (scalesN1.Length != n) throw new NibbleException($"Channel-wise weight_scale must be [N, 1] = [{n}, 1] but has {scalesN1.Length} values.");
+        int groups = k / 128;
+        var expanded = new ushort[n * groups];
+        for (int r = 0; r < n; r++) expanded.AsSpan(r * groups, groups).Fill(scalesN1[r]);
+        return expanded;
+    }
+
     /// <summary>Unified sign-magnitude code of a uint4b8 nibble u = q + 8 (spec §1.2).</summary>
     public static int UnifiedCode(int u) => u < 8 ? u ^ 8 : u == 8 ? 0 : 16 - u;
 
