@@ -86,7 +86,7 @@ public static unsafe partial class Gemm
             return;
         }
         long work = (long)m * n * k;
-        int threads = work < ParallelThreshold ? 1 : Math.Max(1, Math.Min(MaxThreads, (n + 15) / 16));
+        int threads = work < ParallelThreshold ? 1 : Math.Max(1, Math.Min(MaxThreads, Math.Max((n + 15) / 16, (m + 5) / 6)));
         if (m <= GemvMaxRows)
         {
             ForChunks(n, threads, 8, (n0, n1) => Gemv(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k));
@@ -94,11 +94,23 @@ public static unsafe partial class Gemm
         }
         switch (kernel)
         {
-            case 1: ForChunks(n, threads, Kernel512x12x32.NR, (n0, n1) => Blocked<Kernel512x12x32>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
-            case 2: ForChunks(n, threads, Kernel512x6x64.NR, (n0, n1) => Blocked<Kernel512x6x64>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
-            case 3: ForChunks(n, threads, Kernel512x8x48.NR, (n0, n1) => Blocked<Kernel512x8x48>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
-            default: ForChunks(n, threads, Kernel256x6x16.NR, (n0, n1) => Blocked<Kernel256x6x16>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k)); break;
+            case 1: Split<Kernel512x12x32>(a, lda, w, bf16, ldw, c, ldc, m, n, k, threads); break;
+            case 2: Split<Kernel512x6x64>(a, lda, w, bf16, ldw, c, ldc, m, n, k, threads); break;
+            case 3: Split<Kernel512x8x48>(a, lda, w, bf16, ldw, c, ldc, m, n, k, threads); break;
+            default: Split<Kernel256x6x16>(a, lda, w, bf16, ldw, c, ldc, m, n, k, threads); break;
         }
+    }
+
+    /// <summary>
+    /// Threads split the larger of M and N: each thread packs all of the other operand's panels itself,
+    /// so splitting N repeats the packing of A (M·K per thread) and splitting M repeats that of W (N·K).
+    /// </summary>
+    static void Split<TK>(float* a, int lda, void* w, bool bf16, int ldw, float* c, int ldc, int m, int n, int k, int threads) where TK : struct, IMicroKernel
+    {
+        if (m > n && threads > 1)
+            ForChunks(m, threads, TK.MR, (m0, m1) => Blocked<TK>(a + (long)m0 * lda, lda, w, bf16, ldw, c + (long)m0 * ldc, ldc, m1 - m0, 0, n, k));
+        else
+            ForChunks(n, threads, TK.NR, (n0, n1) => Blocked<TK>(a, lda, w, bf16, ldw, c, ldc, m, n0, n1, k));
     }
 
     /// <summary>Splits [0, n) into <paramref name="threads"/> chunks aligned to <paramref name="align"/>.</summary>

@@ -71,7 +71,5 @@ public static class ChatCommand
         return command;
     }
 
-    // Parsed (JsonElement-backed) nodes: the template engine reads message values as JSON elements.
-    static JsonNode Message(string role, string content) =>
-        JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(new { role, content }))!;
+    static JsonNode Message(string role, string content) => new JsonObject { ["role"] = role, ["content"] = content };
 }

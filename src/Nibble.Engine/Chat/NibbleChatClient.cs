@@ -47,7 +47,7 @@ public sealed class NibbleChatClient(ChatModel model, bool ownsModel = false) : 
     {
         var array = new JsonArray();
         foreach (var m in messages)
-            array.Add(JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(new { role = m.Role.Value, content = m.Text })));
+            array.Add(new JsonObject { ["role"] = m.Role.Value, ["content"] = m.Text });
         var request = new ChatRequestOptions
         {
             Sampling = new SamplingOptions

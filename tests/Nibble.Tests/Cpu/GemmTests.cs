@@ -28,6 +28,7 @@ public unsafe class GemmTests
     [InlineData(13, 47, 259)]
     [InlineData(130, 250, 600)]
     [InlineData(64, 1100, 96)]
+    [InlineData(517, 45, 130)]
     public void Float_weights_match_a_naive_product_at_odd_shapes(int m, int n, int k)
     {
         var rng = new Random(m * 1000 + n * 10 + k);
@@ -45,7 +46,7 @@ public unsafe class GemmTests
     {
         var data = new TheoryData<int, int, int, int>();
         foreach (int kernel in new[] { 0, 1, 2, 3 })
-            foreach (var (m, n, k) in new[] { (5, 70, 33), (13, 129, 300), (25, 97, 257) })
+            foreach (var (m, n, k) in new[] { (5, 70, 33), (13, 129, 300), (25, 97, 257), (301, 37, 100) })
                 data.Add(kernel, m, n, k);
         return data;
     }

@@ -131,4 +131,14 @@ public class ChatTemplateTests
             Assert.Equal(kinds[i] == "content" && roles[i] is "user" or "assistant" ? 1 : 0, mask[i]);
         Assert.Contains(1, mask);
     }
+
+    [Fact]
+    public void Messages_built_from_dotnet_values_render_like_parsed_json()
+    {
+        var template = ChatTemplate.FromString("{% for m in messages %}<{{ m.role }}|{{ m.content }}|{{ m.n + 1 }}>{% endfor %}");
+        var built = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi \"there\"", ["n"] = 41 });
+        var parsed = JsonNode.Parse("""[{"role": "user", "content": "Hi \"there\"", "n": 41}]""")!;
+        Assert.Equal(template.Render(parsed), template.Render(built));
+        Assert.Equal("<user|Hi \"there\"|42>", template.Render(built));
+    }
 }

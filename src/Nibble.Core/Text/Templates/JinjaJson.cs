@@ -21,8 +21,11 @@ public static class JinjaJson
             case JsonArray a: return a.Select(FromNode).ToList();
             case JsonValue v:
             {
-                var el = v.GetValue<JsonElement>();
-                return FromElement(el);
+                // Parsed nodes wrap a JsonElement; nodes built from .NET values (JsonValue.Create("hi")) do not,
+                // so those go through their JSON text to get exactly json.loads' types.
+                if (v.TryGetValue<JsonElement>(out var el)) return FromElement(el);
+                using var doc = JsonDocument.Parse(v.ToJsonString());
+                return FromElement(doc.RootElement.Clone());
             }
             default: return null;
         }
