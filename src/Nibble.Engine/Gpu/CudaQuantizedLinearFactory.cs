@@ -45,9 +45,10 @@ public sealed class CudaQuantizedLinearFactory(CudaBackend backend, SafetensorsC
             : new CudaW4A16Linear(backend, w, s, n, k, groupSize, bias);
     }
 
+    /// <summary>The bias as F32 on the host, decoded by the CPU backend (the CUDA backend caches its weights, so no device round trip).</summary>
     float[] CpuBias(string name)
     {
-        using var t = backend.Weight(checkpoint, name);
+        var t = Nibble.Cpu.CpuBackend.Instance.Weight(checkpoint, name);
         var host = new float[t.ElementCount];
         t.CopyTo(host);
         return host;
