@@ -33,12 +33,14 @@ public static class QualityReportCommand
         var calibTraces = new Option<int>("--calib-traces") { Description = "Calibration traces per AWQ run.", DefaultValueFactory = _ => 32 };
         var evalTraces = new Option<int>("--eval-traces") { Description = "Evaluation traces per row (the first N of eval_traces.jsonl).", DefaultValueFactory = _ => 128 };
         var klWindows = new Option<int>("--kl-windows") { Description = "1024-token windows of eval_text for perplexity / KL / top-1.", DefaultValueFactory = _ => 8 };
+        var rowsOption = new Option<string>("--rows") { Description = "all; core (bf16, W4A16-AWQ, W4A8-naive, W4A8-recovered: one AWQ run); or calibration (all but W4A16-RTN and W4A8-naive) — smaller sets for larger evaluation subsets.", DefaultValueFactory = _ => "all" };
+        rowsOption.AcceptOnlyFromAmong("all", "core", "calibration");
         var output = new Option<string>("--out") { Description = "Markdown report to write.", DefaultValueFactory = _ => "docs/quality.md" };
         var command = new Command("quality-report", "Quantize the evaluation models every way (RTN, AWQ with/without masking, W4A8-aware AWQ; W4A16 / W4A8 naive / recovered) and write the quality table.")
-            { models, modelsDir, dataDir, calibTraces, evalTraces, klWindows, output };
+            { models, modelsDir, dataDir, calibTraces, evalTraces, klWindows, rowsOption, output };
         command.SetAction((parse, ct) => CliErrors.RunAsync(() => Task.Run(() =>
         {
-            var settings = new Settings(parse.GetValue(modelsDir)!, parse.GetValue(dataDir)!, parse.GetValue(calibTraces), parse.GetValue(evalTraces), parse.GetValue(klWindows), parse.GetValue(output)!);
+            var settings = new Settings(parse.GetValue(modelsDir)!, parse.GetValue(dataDir)!, parse.GetValue(calibTraces), parse.GetValue(evalTraces), parse.GetValue(klWindows), parse.GetValue(output)!, parse.GetValue(rowsOption)!);
             var rows = new List<Row>();
             foreach (string name in parse.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 RunModel(name, settings, rows, ct);
@@ -48,8 +50,11 @@ public static class QualityReportCommand
         return command;
     }
 
-    sealed record Settings(string ModelsDir, string DataDir, int CalibTraces, int EvalTraces, int KlWindows, string Output)
+    sealed record Settings(string ModelsDir, string DataDir, int CalibTraces, int EvalTraces, int KlWindows, string Output, string Rows)
     {
+        public bool CoreOnly => Rows == "core";
+        public bool Has(string row) => Rows == "all" || (Rows == "core" ? row is "naive" : row is not ("rtn" or "naive"));
+
         public string Data(string file)
         {
             string path = Path.Combine(DataDir, file);
@@ -133,7 +138,7 @@ public static class QualityReportCommand
             return r;
         }
 
-        Variant("W4A16-RTN", lm => ModelQuantizer.Quantize(lm, new QuantizeOptions { Scheme = QuantizationScheme.W4A16 }));
+        if (settings.Has("rtn")) Variant("W4A16-RTN", lm => ModelQuantizer.Quantize(lm, new QuantizeOptions { Scheme = QuantizationScheme.W4A16 }));
         QuantizationResult? maskedAwq = null;
         var awqWatch = Stopwatch.StartNew();
         using (var lm = Fresh())
@@ -141,9 +146,10 @@ public static class QualityReportCommand
             maskedAwq = Awq(lm, masked, QuantizationScheme.W4A16, "AWQ (masked traces)");
             double awqSeconds = awqWatch.Elapsed.TotalSeconds;
             using (var w16 = Fresh()) { maskedAwq.ApplyTo(w16, QuantizationScheme.W4A16); Evaluate("W4A16-AWQ", w16, awqWatch); }
-            using (var naive = Fresh()) { maskedAwq.ApplyTo(naive, QuantizationScheme.W4A8, ScaleRecoveryMode.Naive); Evaluate("W4A8-naive (AWQ)", naive, Stopwatch.StartNew()); }
+            if (settings.Has("naive")) using (var naive = Fresh()) { maskedAwq.ApplyTo(naive, QuantizationScheme.W4A8, ScaleRecoveryMode.Naive); Evaluate("W4A8-naive (AWQ)", naive, Stopwatch.StartNew()); }
             Evaluate("W4A8-recovered (AWQ, masked traces)", lm, Stopwatch.StartNew());
         }
+        if (settings.CoreOnly) return;
         Variant("W4A8-recovered (AWQ, unmasked traces)", lm => Awq(lm, unmasked, QuantizationScheme.W4A16, "AWQ (unmasked traces)"));
         Variant("W4A8-recovered (W4A8-aware AWQ, masked)", lm => Awq(lm, masked, QuantizationScheme.W4A8, "W4A8-aware AWQ (masked traces)"));
     }
@@ -166,7 +172,7 @@ public static class QualityReportCommand
         var inv = CultureInfo.InvariantCulture;
         md.AppendLine("# Quantization quality report");
         md.AppendLine();
-        md.AppendLine($"Generated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `nibble quality-report --calib-traces {settings.CalibTraces} --eval-traces {settings.EvalTraces} --kl-windows {settings.KlWindows}` on the CPU backend ({Environment.ProcessorCount} cores).");
+        md.AppendLine($"Generated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `nibble quality-report --calib-traces {settings.CalibTraces} --eval-traces {settings.EvalTraces} --kl-windows {settings.KlWindows}{(settings.Rows == "all" ? "" : " --rows " + settings.Rows)}` on the CPU backend ({Environment.ProcessorCount} cores).");
         md.AppendLine();
         md.AppendLine($"* Perplexity, KL(bf16 ‖ row) and top-1 agreement: the first {settings.KlWindows} non-overlapping 1024-token windows of eval_text.txt ({positions:N0} predicted positions per model; the full file has {tokenCount:N0} tokens).");
         md.AppendLine($"* Agentic accuracy: exact match (greedy) on the first {settings.EvalTraces} traces of eval_traces.jsonl; \"vs W4A16-AWQ\" and \"vs bf16\" are ratios of accuracies; flips are paired over the same traces (+ = right here and wrong in W4A16-AWQ).");
