@@ -21,6 +21,8 @@ public partial class KernelParamsTests
     [InlineData("W4A8WeightPrep.cu", "W4A8PrepParams", typeof(W4A8WeightPrep), "Params")]
     [InlineData("ActivationQuantFp8.cu", "ActQuantParams", typeof(ActivationQuantFp8), "Params")]
     [InlineData("RandomFill.cu", "FillParams", typeof(RandomFill), "Params")]
+    [InlineData("QuantLinearIo.cu", "ActQuantF32Params", typeof(QuantLinearIoKernel), "ActQuantParams")]
+    [InlineData("QuantLinearIo.cu", "Bf16ToF32Params", typeof(QuantLinearIoKernel), "Bf16ToF32Params")]
     public void The_CSharp_parameter_struct_has_the_size_the_kernel_asserts(string file, string cStruct, Type owner, string nested)
     {
         var asserted = SizeAssert().Matches(KernelCache.Source(file)).Where(m => m.Groups[1].Value == cStruct).Select(m => int.Parse(m.Groups[2].Value)).ToList();

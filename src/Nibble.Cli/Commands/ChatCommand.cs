@@ -32,7 +32,7 @@ public static class ChatCommand
             var template = ChatTemplate.Load(dir);
             var backend = BackendFactory.Create(parse.GetValue(device)!);
             using var backendScope = backend as IDisposable;
-            using var lm = CausalLM.Load(dir, backend);
+            using var lm = Nibble.Engine.Gpu.QuantizedModelLoader.Load(dir, backend);
             var generator = new Generator(lm, GenerateCommand.LoadTokenizer(dir));
             var messages = new JsonArray();
             void Reset()

@@ -43,8 +43,8 @@ public static class EvalCommand
 
             var backend = BackendFactory.Create(parse.GetValue(device)!);
             using var backendScope = backend as IDisposable;
-            // Quantized (compressed-tensors) checkpoints load into W4A8 / W4A16 layers; bf16 ones as before.
-            using var lm = Nibble.Quantization.QuantizedModel.Load(dir, backend);
+            // Quantized (compressed-tensors) checkpoints load into W4A8 / W4A16 layers (GPU kernels on cuda); bf16 ones as before.
+            using var lm = Nibble.Engine.Gpu.QuantizedModelLoader.Load(dir, backend);
             var tokenizer = GenerateCommand.LoadTokenizer(dir);
             var result = new JsonObject { ["model"] = dir };
             var rows = new List<(string Metric, string Value)>();

@@ -36,7 +36,7 @@ public static class GenerateCommand
             options.Validate();
             var backend = BackendFactory.Create(parse.GetValue(device)!);
             using var backendScope = backend as IDisposable;
-            using var lm = CausalLM.Load(dir, backend);
+            using var lm = Nibble.Engine.Gpu.QuantizedModelLoader.Load(dir, backend);
             var generator = new Generator(lm, LoadTokenizer(dir));
             string text = parse.GetValue(prompt)!;
             var ids = generator.Tokenizer.Encode(text);

@@ -48,7 +48,8 @@ public sealed class ChatModel : IDisposable
         ChatTemplate? template;
         try { template = ChatTemplate.Load(directory); }
         catch (NibbleException) { template = null; }
-        var model = CausalLM.Load(directory, backend, options);
+        // Without explicit options, quantized checkpoints load into the backend's W4A8 / W4A16 layers (serve, chat).
+        var model = options is null ? Gpu.QuantizedModelLoader.Load(directory, backend) : CausalLM.Load(directory, backend, options);
         return new ChatModel(id ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))), directory, backend, model, tokenizer, template);
     }
 

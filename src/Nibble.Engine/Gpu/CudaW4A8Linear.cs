@@ -1,0 +1,65 @@
+using Nibble.Backend;
+using Nibble.Cuda;
+using Nibble.Cuda.Backend;
+using Nibble.Cuda.Kernels;
+using Nibble.Models;
+
+namespace Nibble.Engine.Gpu;
+
+/// <summary>
+/// The W4A8 linear layer on the CUDA backend: F32 activations → per-token FP8 (from F32, so the codes and s_tok equal
+/// the CPU <c>Nibble.Quantization.W4A8Linear</c>'s) → W4A8 GEMM (bf16 out, c'·s_tok epilogue) → F32 (+ bias).
+/// Differences from the CPU layer: FP32 summation order inside the GEMM, and the bias is added after the bf16
+/// rounding rather than before it (the GEMM epilogue has no bias).
+/// </summary>
+public sealed class CudaW4A8Linear : ILinear, IDisposable
+{
+    readonly CudaBackend _backend;
+    readonly W4A8Gemm _gemm;
+    readonly DeviceBuffer<float>? _bias;
+    DeviceBuffer<byte>? _x8;
+    DeviceBuffer<float>? _tokenScale;
+    DeviceBuffer<ushort>? _y;
+
+    /// <param name="weightPackedNK8">compressed-tensors weight_packed [N, K/8] int32 (uint4b8 nibbles).</param>
+    /// <param name="scalesNG">weight_scale [N, K/G] bf16 bits (G = 128, or G = K channel-wise).</param>
+    public CudaW4A8Linear(CudaBackend backend, ReadOnlySpan<int> weightPackedNK8, ReadOnlySpan<ushort> scalesNG, int n, int k, int groupSize, float[]? bias = null)
+    {
+        if (bias is not null && bias.Length != n) throw new ArgumentException($"Bias of {bias.Length} for {n} outputs.", nameof(bias));
+        _backend = backend;
+        Operands = W4A8GemmOperands.FromCheckpoint(backend.Kernels, backend.Context, backend.Stream, weightPackedNK8, scalesNG, n, k, groupSize);
+        _gemm = new W4A8Gemm(backend.Kernels, backend.Context);
+        _bias = bias is null ? null : DeviceBuffer<float>.From(backend.Context, bias, backend.Stream);
+    }
+
+    public W4A8GemmOperands Operands { get; }
+    public int InFeatures => Operands.K;
+    public int OutFeatures => Operands.N;
+
+    public void Forward(Tensor input, Tensor output)
+    {
+        var x = F32(input, "input"); var o = F32(output, "output");
+        int m = x.Rows, k = InFeatures, n = OutFeatures;
+        if (x.RowLength != k || o.RowLength != n || o.Rows != m)
+            throw new ArgumentException($"CudaW4A8Linear [{n}, {k}] got input {x.ShapeText}, output {o.ShapeText}.");
+        if (m == 0) return;
+        var ctx = _backend.Context;
+        if (_x8 is null || _x8.Length < (long)m * k) { _x8?.Dispose(); _x8 = new DeviceBuffer<byte>(ctx, (long)m * k); }
+        if (_tokenScale is null || _tokenScale.Length < m) { _tokenScale?.Dispose(); _tokenScale = new DeviceBuffer<float>(ctx, m); }
+        if (_y is null || _y.Length < (long)m * n) { _y?.Dispose(); _y = new DeviceBuffer<ushort>(ctx, (long)m * n); }
+        var plan = _gemm.Plan(m, n, k);
+        QuantLinearIoKernel.ActivationQuantFp8F32(_backend.Kernels, _backend.Stream, x.Pointer, _x8, _tokenScale, m, k, plan.GemmOrderActivations);
+        _gemm.Run(_backend.Stream, _x8, _tokenScale, Operands, _y, m, plan);
+        QuantLinearIoKernel.Bf16ToF32(_backend.Kernels, _backend.Stream, _y.Pointer, _bias?.Pointer ?? 0, o.Pointer, (long)m * n, n);
+        GC.KeepAlive(x); GC.KeepAlive(o);
+    }
+
+    internal static CudaTensor F32(Tensor t, string what) =>
+        t is CudaTensor { DType: TensorDType.F32 } c ? c : throw new ArgumentException($"Quantized GPU linears take F32 CUDA tensors; the {what} is {t.GetType().Name} {t.DType}.");
+
+    public void Dispose()
+    {
+        _gemm.Dispose(); Operands.Dispose(); _bias?.Dispose();
+        _x8?.Dispose(); _tokenScale?.Dispose(); _y?.Dispose();
+    }
+}
