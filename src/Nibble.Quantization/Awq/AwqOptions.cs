@@ -21,6 +21,8 @@ public sealed record AwqOptions
     public QuantizationScheme SearchScheme { get; init; } = QuantizationScheme.W4A16;
     /// <summary>Scale mode of W4A8-aware candidates.</summary>
     public ScaleRecoveryMode SearchScales { get; init; } = ScaleRecoveryMode.Recovered;
+    /// <summary>Codes of W4A8-aware candidates (ModelQuantizer sets it to the final rounding).</summary>
+    public WeightRounding SearchRounding { get; init; } = WeightRounding.Grid;
     /// <summary>Rows per chunk when a parent runs over many calibration tokens (bounds temporary memory).</summary>
     public int ChunkRows { get; init; } = 2048;
 
