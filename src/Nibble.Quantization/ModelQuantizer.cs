@@ -111,7 +111,7 @@ public static class ModelQuantizer
         if (options.Awq is { } awqOptions)
         {
             if (calibration is null) throw new NibbleException("AWQ needs calibration data; pass --calib <file> or use --method rtn.");
-            awq = AwqCalibrator.Run(model, calibration, awqOptions with { GroupSize = options.GroupSize, ChannelWise = options.ChannelWise, SearchRounding = options.EffectiveRounding },
+            awq = AwqCalibrator.Run(model, calibration, awqOptions with { GroupSize = options.GroupSize, ChannelWise = options.ChannelWise },
                 QuantizeLayer, progress, cancellationToken);
         }
         else
