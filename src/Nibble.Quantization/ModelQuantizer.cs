@@ -15,12 +15,27 @@ public sealed record QuantizeOptions
     public bool ChannelWise { get; init; }
     /// <summary>AWQ settings; null = plain RTN.</summary>
     public AwqOptions? Awq { get; init; }
+    /// <summary>How q is chosen after the scales: null = <see cref="WeightRounding.Grid"/> for W4A8 (on the grid of
+    /// <see cref="Scales"/>), <see cref="WeightRounding.Rtn"/> for W4A16 (which ignores this setting).</summary>
+    public WeightRounding? Rounding { get; init; }
+
+    public WeightRounding EffectiveRounding => Scheme == QuantizationScheme.W4A8 ? Rounding ?? WeightRounding.Grid : WeightRounding.Rtn;
 
     public int GroupSizeFor(int k) => ChannelWise ? k : GroupSize;
 }
 
-/// <summary>One quantized linear: the int4 weight with bf16 group scales, and its bias (kept in bf16 by the checkpoint).</summary>
-public sealed record QuantizedLinear(string Name, QuantizedLinearWeights Weight, float[]? Bias);
+/// <summary>One quantized linear: the int4 weight with bf16 group scales (what the checkpoint stores), and its bias (kept in bf16 by the checkpoint).</summary>
+public sealed record QuantizedLinear(string Name, QuantizedLinearWeights Weight, float[]? Bias)
+{
+    /// <summary>RTN codes (same scales) when <see cref="Weight"/> is grid-rounded for W4A8; null when Weight is RTN.</summary>
+    public QuantizedLinearWeights? RtnWeight { get; init; }
+    /// <summary>The scale recovery whose grid <see cref="Weight"/> was rounded to (when <see cref="RtnWeight"/> is set).</summary>
+    public ScaleRecoveryMode GridScales { get; init; }
+
+    /// <summary>The codes to run as <paramref name="scheme"/>: grid-rounded ones only for W4A8 on the grid they were chosen for, else RTN's.</summary>
+    public QuantizedLinearWeights For(QuantizationScheme scheme, ScaleRecoveryMode scales, WeightRounding rounding = WeightRounding.Grid) =>
+        RtnWeight is not null && (scheme != QuantizationScheme.W4A8 || scales != GridScales || rounding == WeightRounding.Rtn) ? RtnWeight : Weight;
+}
 
 /// <summary>
 /// Everything that differs from the bf16 checkpoint after quantization: the quantized linears, every RMSNorm weight
@@ -33,13 +48,14 @@ public sealed record QuantizationResult(
     IReadOnlyDictionary<string, (float[] Weight, float[]? Bias)> Bf16Linears,
     IReadOnlyList<AwqMappingResult> Awq)
 {
-    /// <summary>Replaces <paramref name="model"/>'s layers and norms (a bf16 load of the same checkpoint) with this result, as W4A16 or W4A8.</summary>
-    public void ApplyTo(CausalLM model, QuantizationScheme scheme, ScaleRecoveryMode scales = ScaleRecoveryMode.Recovered)
+    /// <summary>Replaces <paramref name="model"/>'s layers and norms (a bf16 load of the same checkpoint) with this result, as W4A16 or W4A8
+    /// (grid-rounded codes where they exist and fit <paramref name="scheme"/> / <paramref name="scales"/>, unless <paramref name="rounding"/> is RTN; see <see cref="QuantizedLinear.For"/>).</summary>
+    public void ApplyTo(CausalLM model, QuantizationScheme scheme, ScaleRecoveryMode scales = ScaleRecoveryMode.Recovered, WeightRounding rounding = WeightRounding.Grid)
     {
         var byName = Linears.ToDictionary(l => l.Name);
         foreach (var slot in ModelLinears.Enumerate(model))
         {
-            if (byName.TryGetValue(slot.Name, out var q)) slot.Set(ModelQuantizer.CreateLayer(model, q.Weight, q.Bias, scheme, scales));
+            if (byName.TryGetValue(slot.Name, out var q)) slot.Set(ModelQuantizer.CreateLayer(model, q.For(scheme, scales, rounding), q.Bias, scheme, scales));
             else if (Bf16Linears.TryGetValue(slot.Name, out var d))
                 slot.Set(DenseLinear.FromFloat(model.Backend, d.Weight, slot.Get().OutFeatures, slot.Get().InFeatures, d.Bias));
         }
@@ -54,7 +70,7 @@ public sealed record QuantizationResult(
 
 /// <summary>
 /// Quantizes a loaded bf16 model in place: optional AWQ smoothing layer by layer, then RTN int4 (symmetric, group 128
-/// or channel-wise) of every linear except lm_head, embeddings and MoE routers, each replaced by a
+/// or channel-wise; for W4A8 the codes are then re-chosen on the W4A8 grid, <see cref="W4A8GridRounding"/>) of every linear except lm_head, embeddings and MoE routers, each replaced by a
 /// <see cref="W4A16Linear"/> or <see cref="W4A8Linear"/> so the model can be evaluated right away. Each layer is
 /// quantized as soon as AWQ has smoothed it, so float copies of at most one layer's weights exist at a time.
 /// </summary>
@@ -80,7 +96,13 @@ public static class ModelQuantizer
                 var (w, bias) = ModelLinears.Dense(layer, slot.Name);
                 if (bias is not null) bias = bias.Select(BFloat16.Round).ToArray();
                 var q = RtnQuantizer.QuantizeWeight(slot.Name, w, layer.OutFeatures, layer.InFeatures, options.GroupSizeFor(layer.InFeatures));
-                done.Add(new QuantizedLinear(slot.Name, q, bias));
+                if (options.EffectiveRounding == WeightRounding.Grid)
+                {
+                    var rtn = q;
+                    q = W4A8GridRounding.Round(w, rtn, options.Scales);
+                    done.Add(new QuantizedLinear(slot.Name, q, bias) { RtnWeight = rtn, GridScales = options.Scales });
+                }
+                else done.Add(new QuantizedLinear(slot.Name, q, bias));
                 slot.Set(CreateLayer(model, q, bias, options.Scheme, options.Scales));
             }
         }

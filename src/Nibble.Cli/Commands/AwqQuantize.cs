@@ -22,6 +22,7 @@ internal static class AwqQuantize
         public readonly Option<string> Mask = new("--mask") { Description = "Token masking of chat traces: default (user/assistant/tool content and tool calls), none, or a comma list of system,user,assistant,tool,toolcalls,tooldefs,template.", DefaultValueFactory = _ => "default" };
         public readonly Option<string> Scales = new("--scales") { Description = "W4A8 scale recovery used by the W4A8-aware search: recovered or naive (the checkpoint always stores bf16 scales; vLLM recovers them at load).", DefaultValueFactory = _ => "recovered" };
         public readonly Option<string> Search = new("--search") { Description = "Numerics of the AWQ candidate evaluation: w4a16 (llm-compressor) or w4a8 (exact W4A8 numerics).", DefaultValueFactory = _ => "w4a16" };
+        public readonly Option<string> Rounding = new("--rounding") { Description = "How int4 codes are chosen after the scales: grid (nearest W4A8 value c'·e4m3(q·σ), default for w4a8) or rtn (compressed-tensors RTN, always used for w4a16)." , DefaultValueFactory = _ => "grid" };
         public readonly Option<int> Samples = new("--calib-samples") { Description = "Calibration sequences (traces, or text chunks).", DefaultValueFactory = _ => 64 };
         public readonly Option<int> Length = new("--calib-length") { Description = "Tokens per calibration sequence at most (default: the model's context).", DefaultValueFactory = _ => 0 };
 
@@ -29,8 +30,12 @@ internal static class AwqQuantize
         {
             Scales.AcceptOnlyFromAmong("recovered", "naive");
             Search.AcceptOnlyFromAmong("w4a16", "w4a8");
+            Rounding.AcceptOnlyFromAmong("grid", "rtn");
         }
     }
+
+    /// <summary>The --rounding choice (only W4A8 uses it).</summary>
+    public static WeightRounding RoundingOf(ParseResult parse, Options o) => parse.GetValue(o.Rounding) == "rtn" ? WeightRounding.Rtn : WeightRounding.Grid;
 
     public static ILinearQuantizer Run(ParseResult parse, Options o, string dir, string outDir, CompressedTensorsWriteOptions write, CancellationToken ct)
     {
@@ -67,6 +72,7 @@ internal static class AwqQuantize
                 GroupSize = write.GroupSize == 0 ? 128 : write.GroupSize,
                 ChannelWise = write.GroupSize == 0,
                 Awq = awq,
+                Rounding = RoundingOf(parse, o),
             }, data, p, ct));
             return new QuantizationResultWriter(result);
         }

@@ -27,8 +27,10 @@ public static class DemoCommand
         var length = new Option<int>("--calib-length") { Description = "Tokens per calibration sequence.", DefaultValueFactory = _ => 512 };
         var prompt = new Option<string>("--prompt", "-p") { Description = "Prompt for the generation from the W4A8 model.", DefaultValueFactory = _ => GenerateCommand.DefaultPrompt };
         var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "Tokens to generate.", DefaultValueFactory = _ => 48 };
+        var rounding = new Option<string>("--rounding") { Description = "W4A8 int4 codes: grid (nearest W4A8 value, default) or rtn (W4A16's codes); the W4A16 row always uses rtn.", DefaultValueFactory = _ => "grid" };
+        rounding.AcceptOnlyFromAmong("grid", "rtn");
         var command = new Command("demo", "Quantize the bundled nano model to W4A16 and W4A8 with AWQ, print a quality table against bf16, and stream a generation from the W4A8 model.")
-            { model, calib, evalText, samples, length, prompt, maxTokens };
+            { model, calib, evalText, samples, length, prompt, maxTokens, rounding };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             var total = Stopwatch.StartNew();
@@ -53,7 +55,8 @@ public static class DemoCommand
                 var quantWatch = Stopwatch.StartNew();
                 QuantizationResult result = null!;
                 QuantizeCommandProgress.Run(p => result = ModelQuantizer.Quantize(w4a8,
-                    new QuantizeOptions { Scheme = QuantizationScheme.W4A8, Awq = new AwqOptions() }, data, p, ct));
+                    new QuantizeOptions { Scheme = QuantizationScheme.W4A8, Awq = new AwqOptions(),
+                        Rounding = parse.GetValue(rounding) == "rtn" ? WeightRounding.Rtn : WeightRounding.Grid }, data, p, ct));
                 result.ApplyTo(w4a16, QuantizationScheme.W4A16);
                 result.ApplyTo(naive, QuantizationScheme.W4A8, ScaleRecoveryMode.Naive);
                 Console.WriteLine($"AWQ + quantization: {quantWatch.Elapsed.TotalSeconds:F1} s ({result.Linears.Count} linears, {result.Awq.Count(a => a.Skipped is null)} AWQ mappings)");

@@ -17,7 +17,7 @@ namespace Nibble.Cli.Commands;
 
 /// <summary>
 /// `nibble quality-report`: regenerates docs/quality.md. For each model (small, moe): bf16, W4A16-RTN, W4A16-AWQ,
-/// W4A8-naive (AWQ), W4A8-recovered (AWQ, masked traces), W4A8-recovered (AWQ, unmasked traces), W4A8-aware AWQ;
+/// W4A8-naive (AWQ), W4A8-recovered with RTN codes, W4A8-recovered (AWQ, masked traces; grid-rounded codes as every W4A8 row below), W4A8-recovered (AWQ, unmasked traces), W4A8-aware AWQ;
 /// perplexity / KL / top-1 agreement against bf16 on eval_text windows, agentic exact match on eval traces, and
 /// paired flips against W4A16-AWQ. The file is rewritten after every row, so a long run leaves partial results.
 /// </summary>
@@ -33,7 +33,7 @@ public static class QualityReportCommand
         var calibTraces = new Option<int>("--calib-traces") { Description = "Calibration traces per AWQ run.", DefaultValueFactory = _ => 32 };
         var evalTraces = new Option<int>("--eval-traces") { Description = "Evaluation traces per row (the first N of eval_traces.jsonl).", DefaultValueFactory = _ => 128 };
         var klWindows = new Option<int>("--kl-windows") { Description = "1024-token windows of eval_text for perplexity / KL / top-1.", DefaultValueFactory = _ => 8 };
-        var rowsOption = new Option<string>("--rows") { Description = "all; core (bf16, W4A16-AWQ, W4A8-naive, W4A8-recovered: one AWQ run); or calibration (all but W4A16-RTN and W4A8-naive) — smaller sets for larger evaluation subsets.", DefaultValueFactory = _ => "all" };
+        var rowsOption = new Option<string>("--rows") { Description = "all; core (bf16, W4A16-AWQ, W4A8-naive, W4A8-recovered with RTN and grid rounding: one AWQ run); or calibration (all but W4A16-RTN and W4A8-naive) — smaller sets for larger evaluation subsets.", DefaultValueFactory = _ => "all" };
         rowsOption.AcceptOnlyFromAmong("all", "core", "calibration");
         var output = new Option<string>("--out") { Description = "Markdown report to write.", DefaultValueFactory = _ => "docs/quality.md" };
         var command = new Command("quality-report", "Quantize the evaluation models every way (RTN, AWQ with/without masking, W4A8-aware AWQ; W4A16 / W4A8 naive / recovered) and write the quality table.")
@@ -147,6 +147,8 @@ public static class QualityReportCommand
             double awqSeconds = awqWatch.Elapsed.TotalSeconds;
             using (var w16 = Fresh()) { maskedAwq.ApplyTo(w16, QuantizationScheme.W4A16); Evaluate("W4A16-AWQ", w16, awqWatch); }
             if (settings.Has("naive")) using (var naive = Fresh()) { maskedAwq.ApplyTo(naive, QuantizationScheme.W4A8, ScaleRecoveryMode.Naive); Evaluate("W4A8-naive (AWQ)", naive, Stopwatch.StartNew()); }
+            // Same AWQ run and scales, W4A16's RTN codes instead of the grid-rounded ones (W4A8GridRounding).
+            using (var rtnRounded = Fresh()) { maskedAwq.ApplyTo(rtnRounded, QuantizationScheme.W4A8, ScaleRecoveryMode.Recovered, WeightRounding.Rtn); Evaluate("W4A8-recovered, RTN rounding (AWQ, masked traces)", rtnRounded, Stopwatch.StartNew()); }
             Evaluate("W4A8-recovered (AWQ, masked traces)", lm, Stopwatch.StartNew());
         }
         if (settings.CoreOnly) return;
@@ -176,7 +178,7 @@ public static class QualityReportCommand
         md.AppendLine();
         md.AppendLine($"* Perplexity, KL(bf16 ‖ row) and top-1 agreement: the first {settings.KlWindows} non-overlapping 1024-token windows of eval_text.txt ({positions:N0} predicted positions per model; the full file has {tokenCount:N0} tokens).");
         md.AppendLine($"* Agentic accuracy: exact match (greedy) on the first {settings.EvalTraces} traces of eval_traces.jsonl; \"vs W4A16-AWQ\" and \"vs bf16\" are ratios of accuracies; flips are paired over the same traces (+ = right here and wrong in W4A16-AWQ).");
-        md.AppendLine($"* AWQ: llm-compressor's algorithm (duo scaling, 20-point grid, block-output MSE), calibrated on the first {settings.CalibTraces} traces of calib_traces.jsonl rendered with the chat template (whole traces, ~1,400 tokens each); \"masked\" uses the default CalibrationMask policy (user/assistant/tool content and tool calls; no system prompt, tool definitions or template tokens), \"unmasked\" every token. Weights: int4 symmetric, group 128, compressed-tensors RTN after smoothing. W4A8 rows use the exact numerics contract (per-token FP8 activations, FP8 group scales, FP32 channel scales).");
+        md.AppendLine($"* AWQ: llm-compressor's algorithm (duo scaling, 20-point grid, block-output MSE), calibrated on the first {settings.CalibTraces} traces of calib_traces.jsonl rendered with the chat template (whole traces, ~1,400 tokens each); \"masked\" uses the default CalibrationMask policy (user/assistant/tool content and tool calls; no system prompt, tool definitions or template tokens), \"unmasked\" every token. Weights: int4 symmetric, group 128, compressed-tensors RTN scales after smoothing; W4A16 rows use RTN codes, W4A8-recovered rows grid-rounded codes (nearest c'·e4m3(q·σ), W4A8GridRounding) except the \"RTN rounding\" row, W4A8-naive RTN codes. W4A8 rows use the exact numerics contract (per-token FP8 activations, FP8 group scales, FP32 channel scales).");
         md.AppendLine();
         foreach (var model in rows.Select(r => r.Model).Distinct())
         {

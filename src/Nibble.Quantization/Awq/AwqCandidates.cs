@@ -22,7 +22,11 @@ internal static class AwqCandidates
     /// </summary>
     public static ILinear Build(IBackend backend, float[] w, int n, int k, float[]? bias, float[] s, AwqOptions options)
     {
-        var q = RtnQuantizer.QuantizeWeight("AWQ candidate", ScaleColumns(w, n, k, s), n, k, options.GroupSizeFor(k));
+        var scaled = ScaleColumns(w, n, k, s);
+        var q = RtnQuantizer.QuantizeWeight("AWQ candidate", scaled, n, k, options.GroupSizeFor(k));
+        // W4A8-aware with grid rounding: the candidate is judged with the codes it would be deployed with.
+        if (options.SearchScheme == QuantizationScheme.W4A8 && options.SearchRounding == WeightRounding.Grid)
+            q = W4A8GridRounding.Round(scaled, q, options.SearchScales);
         if (options.SearchScheme == QuantizationScheme.W4A8)
             return new ScaledInputLinear(backend, new W4A8Linear(backend, q, options.SearchScales, bias), s);
         var deq = q.Dequantize();

@@ -173,7 +173,11 @@ public class AwqTests
 
         using var w16 = QuantizedModel.Load(outDir, CpuBackend.Instance, QuantizationScheme.W4A16);
         using var w16Memory = CausalLM.Load(TestPaths.BundledNano, CpuBackend.Instance);
-        result.ApplyTo(w16Memory, QuantizationScheme.W4A16);
+        // The W4A8 checkpoint stores the grid-rounded codes (W4A8GridRounding); read as W4A16 it runs those, whereas
+        // ApplyTo(W4A16) prefers the RTN codes kept in memory, so compare against the stored codes only.
+        Assert.All(result.Linears, l => Assert.NotNull(l.RtnWeight));
+        var stored = result with { Linears = result.Linears.Select(l => l with { RtnWeight = null }).ToList() };
+        stored.ApplyTo(w16Memory, QuantizationScheme.W4A16);
         Assert.Equal(Logits(w16Memory, ids), Logits(w16, ids));
     }
 
