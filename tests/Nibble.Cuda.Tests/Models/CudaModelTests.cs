@@ -18,40 +18,8 @@ namespace Nibble.Cuda.Tests.Models;
 /// </summary>
 public class CudaModelTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Families => ["llama-tied", "llama3-rope", "mistral-window", "qwen2", "qwen3", "mixtral", "qwen2-moe", "qwen3-moe"];
+    public static TheoryData<string> Families => new(SyntheticModel.Families);
 
-    // The same small configurations as Nibble.Tests' FamilyTests (test data, kept in step by hand).
-    static JsonObject ConfigFor(string name)
-    {
-        switch (name)
-        {
-            case "llama-tied":
-                var lt = SyntheticModel.Config("LlamaForCausalLM", heads: 4, kvHeads: 4); lt["tie_word_embeddings"] = true; return lt;
-            case "llama3-rope":
-                var l3 = SyntheticModel.Config("LlamaForCausalLM", headDim: 32);
-                l3["rope_scaling"] = new JsonObject { ["rope_type"] = "llama3", ["factor"] = 8.0, ["low_freq_factor"] = 1.0, ["high_freq_factor"] = 4.0, ["original_max_position_embeddings"] = 64 };
-                l3["rope_theta"] = 500000.0;
-                return l3;
-            case "mistral-window":
-                var mi = SyntheticModel.Config("MistralForCausalLM"); mi["sliding_window"] = 5; return mi;
-            case "qwen2":
-                return SyntheticModel.Config("Qwen2ForCausalLM", heads: 6, kvHeads: 2);
-            case "qwen3":
-                return SyntheticModel.Config("Qwen3ForCausalLM", headDim: 24);
-            case "mixtral":
-                var mx = SyntheticModel.Config("MixtralForCausalLM"); mx["num_local_experts"] = 5; mx["num_experts_per_tok"] = 2; return mx;
-            case "qwen2-moe":
-                var q2 = SyntheticModel.Config("Qwen2MoeForCausalLM", layers: 3);
-                q2["num_experts"] = 4; q2["num_experts_per_tok"] = 2; q2["moe_intermediate_size"] = 32;
-                q2["shared_expert_intermediate_size"] = 48; q2["norm_topk_prob"] = false; q2["mlp_only_layers"] = new JsonArray(1);
-                return q2;
-            case "qwen3-moe":
-                var q3 = SyntheticModel.Config("Qwen3MoeForCausalLM");
-                q3["num_experts"] = 6; q3["num_experts_per_tok"] = 3; q3["moe_intermediate_size"] = 40; q3["norm_topk_prob"] = true;
-                return q3;
-            default: throw new ArgumentException(name);
-        }
-    }
 
     /// <summary>Logits of every token: the first <paramref name="prefill"/> in one call, the rest one decode step each.</summary>
     static float[] Logits(CausalLM lm, ReadOnlySpan<int> tokens, int prefill)
@@ -69,7 +37,7 @@ public class CudaModelTests(ITestOutputHelper output)
     {
         var gpu = GpuBackend.Require();
         using var tmp = TestPaths.CreateTempDir();
-        SyntheticModel.Write(tmp.Path, ConfigFor(name), seed: name.Length);
+        SyntheticModel.Write(tmp.Path, SyntheticModel.FamilyConfig(name), seed: name.Length);
         int[] tokens = [3, 17, 90, 4, 4, 55, 12, 0, 71, 33, 8];
         using var cpuLm = CausalLM.Load(tmp.Path, CpuBackend.Instance);
         using var gpuLm = CausalLM.Load(tmp.Path, gpu);

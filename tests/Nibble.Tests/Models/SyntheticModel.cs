@@ -7,6 +7,41 @@ namespace Nibble.Tests.Models;
 /// <summary>Writes a tiny random-weight checkpoint (config.json + model.safetensors) for any supported family.</summary>
 public static class SyntheticModel
 {
+    /// <summary>Small configurations covering every family's plumbing; the CPU and GPU family tests both use them.</summary>
+    public static readonly string[] Families = ["llama-tied", "llama3-rope", "mistral-window", "qwen2", "qwen3", "mixtral", "qwen2-moe", "qwen3-moe"];
+
+    public static JsonObject FamilyConfig(string name)
+    {
+        switch (name)
+        {
+            case "llama-tied":
+                var lt = Config("LlamaForCausalLM", heads: 4, kvHeads: 4); lt["tie_word_embeddings"] = true; return lt;
+            case "llama3-rope":
+                var l3 = Config("LlamaForCausalLM", headDim: 32);
+                l3["rope_scaling"] = new JsonObject { ["rope_type"] = "llama3", ["factor"] = 8.0, ["low_freq_factor"] = 1.0, ["high_freq_factor"] = 4.0, ["original_max_position_embeddings"] = 64 };
+                l3["rope_theta"] = 500000.0;
+                return l3;
+            case "mistral-window":
+                var mi = Config("MistralForCausalLM"); mi["sliding_window"] = 5; return mi;
+            case "qwen2":
+                return Config("Qwen2ForCausalLM", heads: 6, kvHeads: 2);
+            case "qwen3":
+                return Config("Qwen3ForCausalLM", headDim: 24);
+            case "mixtral":
+                var mx = Config("MixtralForCausalLM"); mx["num_local_experts"] = 5; mx["num_experts_per_tok"] = 2; return mx;
+            case "qwen2-moe":
+                var q2 = Config("Qwen2MoeForCausalLM", layers: 3);
+                q2["num_experts"] = 4; q2["num_experts_per_tok"] = 2; q2["moe_intermediate_size"] = 32;
+                q2["shared_expert_intermediate_size"] = 48; q2["norm_topk_prob"] = false; q2["mlp_only_layers"] = new JsonArray(1);
+                return q2;
+            case "qwen3-moe":
+                var q3 = Config("Qwen3MoeForCausalLM");
+                q3["num_experts"] = 6; q3["num_experts_per_tok"] = 3; q3["moe_intermediate_size"] = 40; q3["norm_topk_prob"] = true;
+                return q3;
+            default: throw new ArgumentException(name);
+        }
+    }
+
     public static void Write(string dir, JsonObject config, int seed = 1)
     {
         var c = ModelConfig.Parse(config.ToJsonString());
