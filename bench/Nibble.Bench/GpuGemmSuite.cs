@@ -118,28 +118,8 @@ public static class GpuGemmSuite
 
     static int Copies(long l2, long bytes) => (int)Math.Clamp((2 * l2 + bytes - 1) / bytes + 1, 1, 16);
 
-    /// <summary>Median over <paramref name="iters"/> event-timed launches after 3 warm-ups, in microseconds.</summary>
-    static double Time(CudaContext ctx, CudaStream stream, int iters, Action<int> launch)
-    {
-        for (int i = 0; i < 3; i++) launch(i);
-        var starts = new CudaEvent[iters];
-        var ends = new CudaEvent[iters];
-        try
-        {
-            for (int i = 0; i < iters; i++)
-            {
-                starts[i] = new CudaEvent(ctx); ends[i] = new CudaEvent(ctx);
-                starts[i].Record(stream); launch(i + 3); ends[i].Record(stream);
-            }
-            var t = Enumerable.Range(0, iters).Select(i => CudaEvent.ElapsedMs(starts[i], ends[i]) * 1000.0).Order().ToArray();
-            return t[t.Length / 2];
-        }
-        finally
-        {
-            foreach (var e in starts) e?.Dispose();
-            foreach (var e in ends) e?.Dispose();
-        }
-    }
+    static double Time(CudaContext ctx, CudaStream stream, int iters, Action<int> launch) =>
+        GpuTimer.MedianMicroseconds(ctx, stream, iters, launch);
 
     static (double Cold, double Warm) CompileTimes(CudaContext ctx)
     {
