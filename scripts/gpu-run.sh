@@ -5,7 +5,7 @@
 # Env: BENCH_ARGS (extra args for the gemm suite), SKIP_TESTS=1, SKIP_BENCH=1, TEST_FILTER (xunit filter args).
 set -uo pipefail
 OUT=${OUT:-/tmp/nibble-out}; mkdir -p "$OUT"
-G=.gpu
+G=$(dirname "$0")   # .gpu, or a helper's own .gpu-<name> folder
 mkdir -p /opt/dotnet && tar -C /opt/dotnet -xJf $G/dotnet.tar.xz
 export DOTNET_ROOT=/opt/dotnet PATH=/opt/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1
 {
