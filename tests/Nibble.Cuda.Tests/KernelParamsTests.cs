@@ -31,4 +31,15 @@ public partial class KernelParamsTests
         Assert.NotNull(type);
         Assert.Equal(asserted[0], Marshal.SizeOf(type));
     }
+
+    [Theory]
+    [InlineData("W4A8Gemm.cu")]
+    [InlineData("W4A8GemmMma.cu")]
+    public void Kernel_headers_are_spliced_once_and_no_include_reaches_NVRTC(string file)
+    {
+        var source = KernelCache.SpliceIncludes(KernelCache.Source(file));
+        Assert.DoesNotContain("#include", source);
+        Assert.Single(Regex.Matches(source, @"void build_lut\("));
+        Assert.Single(Regex.Matches(source, @"u32 prmt\("));
+    }
 }
