@@ -18,6 +18,7 @@ public sealed class W4A8Gemm : IDisposable
     readonly KernelCache kernels;
     readonly CudaContext context;
     readonly SplitKScratch scratch;
+    readonly W4A8GemmDecode decode;
 
     public W4A8Gemm(KernelCache kernels, CudaContext context)
     {
@@ -25,6 +26,7 @@ public sealed class W4A8Gemm : IDisposable
         this.kernels = kernels;
         this.context = context;
         scratch = new SplitKScratch(context);
+        decode = new W4A8GemmDecode(context);
     }
 
     /// <summary>Compiles (or loads from the disk cache) the kernels now rather than at the first call.</summary>
@@ -33,8 +35,8 @@ public sealed class W4A8Gemm : IDisposable
     /// <summary>FP32 promotion of the FP8 tensor-core sums: 0 none (default: it changed no measured error), 1 per 128-wide group, 2 per 64-wide block.</summary>
     public int Promote { get; init; } = 0;
 
-    /// <summary>Up to this M the mma.sync decode kernel (W4A8GemmMma.cu) runs instead of the wgmma kernel.</summary>
-    public int MmaMaxM { get; init; } = 16;
+    /// <summary>Up to this M (at most 32) the mma.sync decode kernel (W4A8GemmMma.cu) runs instead of the wgmma kernel.</summary>
+    public int MmaMaxM { get; init; } = 32;
 
     /// <summary>Weight k-blocks in flight per thread in the mma.sync decode kernel (4 default).</summary>
     public int MmaRing { get; init; } = DefaultMmaRing;
@@ -56,13 +58,23 @@ public sealed class W4A8Gemm : IDisposable
         return p;
     }
 
-    /// <summary>Runs Y = GEMM(x8, W); <paramref name="x8"/> must be in the order <see cref="GemmPlan.GemmOrderActivations"/> of the plan says.</summary>
-    public void Run(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan? plan = null)
+    /// <summary>Whether the kernel of <paramref name="plan"/> adds a bias passed to <see cref="Run"/> (before the bf16 rounding).</summary>
+    public static bool AddsBias(GemmPlan plan) => plan.Mma;
+
+    /// <summary>
+    /// Runs Y = GEMM(x8, W); <paramref name="x8"/> must be in the order <see cref="GemmPlan.GemmOrderActivations"/> of the plan says.
+    /// <paramref name="bias"/> (FP32 [N]) is added before the bf16 rounding by the plans that <see cref="AddsBias"/>; passing one to another plan is an error.
+    /// </summary>
+    public void Run(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan? plan = null,
+        DeviceBuffer<float>? bias = null)
     {
         if (m <= 0) return;
         if (x8.Length < (long)m * w.K || tokenScale.Length < m || y.Length < (long)m * w.N)
             throw new ArgumentException($"W4A8 GEMM buffers are smaller than M={m}, N={w.N}, K={w.K}");
         var pl = plan ?? Plan(m, w.N, w.K);
+        if (bias is not null && !AddsBias(pl)) throw new ArgumentException($"The W4A8 kernel {pl.W4A8Kernel} adds no bias; add it after the GEMM.", nameof(bias));
+        if (pl.Mma) { RunDecode(stream, x8, tokenScale, w, y, m, pl, bias); return; }
+
         var (ws, counters) = scratch.Get(pl, m, w.N);
         var f = ModuleFor(pl.W4A8Source).Function(pl.W4A8Kernel);
         var p = new Params
@@ -72,6 +84,12 @@ public sealed class W4A8Gemm : IDisposable
             M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
         };
         f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)(pl.Mma ? 128 : 128 * pl.WN), p, pl.W4A8SharedBytes);
+    }
+
+    void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
+    {
+        var (ws, counters) = scratch.Get(pl, m, w.N);
+        decode.Launch(ModuleFor(pl.W4A8Source).Function(pl.W4A8Kernel), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias);
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>
@@ -87,7 +105,7 @@ public sealed class W4A8Gemm : IDisposable
     [StructLayout(LayoutKind.Sequential)]
     struct ProbeParams { public ulong Sigma, Out; public int Count; }
 
-    public void Dispose() => scratch.Dispose();
+    public void Dispose() { scratch.Dispose(); decode.Dispose(); }
 }
 
 /// <summary>Split-K workspace (fp32 partial sums) and per-tile tickets, grown on demand; tickets are zero at rest.</summary>
