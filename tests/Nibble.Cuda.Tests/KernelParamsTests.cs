@@ -14,7 +14,7 @@ public partial class KernelParamsTests
 
     [Theory]
     [InlineData("W4A8Gemm.cu", "W4A8GemmParams", typeof(W4A8Gemm), "Params")]
-    [InlineData("W4A8GemmMma.cu", "W4A8GemmParams", typeof(W4A8Gemm), "Params")]
+    [InlineData("W4A8GemmMma.cu", "W4A8DecodeParams", typeof(W4A8GemmDecode), "Params")]
     [InlineData("W4A16Gemm.cu", "GemmParams", typeof(W4A8Gemm), "Params")]
     [InlineData("W4A8Gemm.cu", "LutProbeParams", typeof(W4A8Gemm), "ProbeParams")]
     [InlineData("W4A16Gemm.cu", "W4A16PrepParams", typeof(W4A16GemmOperands), "PrepParams")]
@@ -34,12 +34,19 @@ public partial class KernelParamsTests
 
     [Theory]
     [InlineData("W4A8Gemm.cu")]
-    [InlineData("W4A8GemmMma.cu")]
     public void Kernel_headers_are_spliced_once_and_no_include_reaches_NVRTC(string file)
     {
         var source = KernelCache.SpliceIncludes(KernelCache.Source(file));
         Assert.DoesNotContain("#include", source);
         Assert.Single(Regex.Matches(source, @"void build_lut\("));
+        Assert.Single(Regex.Matches(source, @"u32 prmt\("));
+    }
+
+    [Fact]
+    public void The_decode_kernel_source_splices_to_one_copy_of_the_common_helpers()
+    {
+        var source = KernelCache.SpliceIncludes(KernelCache.Source("W4A8GemmMma.cu"));
+        Assert.DoesNotContain("#include", source);
         Assert.Single(Regex.Matches(source, @"u32 prmt\("));
     }
 }

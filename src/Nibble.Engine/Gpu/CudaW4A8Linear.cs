@@ -35,6 +35,8 @@ public sealed class CudaW4A8Linear : ILinear, IDisposable
     }
 
     public W4A8GemmOperands Operands { get; }
+    /// <summary>The GEMM plan this layer runs for <paramref name="m"/> tokens.</summary>
+    public GemmPlan PlanFor(int m) => _gemm.Plan(m, OutFeatures, InFeatures);
     public int InFeatures => Operands.K;
     public int OutFeatures => Operands.N;
 

@@ -1,0 +1,138 @@
+using Nibble.Cuda.Kernels;
+using Xunit;
+
+namespace Nibble.Cuda.Tests;
+
+/// <summary>
+/// The small-M W4A8 kernel (W4A8GemmMma.cu): its σ decode table (CPU, exhaustive) and every kernel variant at odd M,
+/// odd multiples of 128 for N and K, adversarial scales, bias on and off, with and without split-K, on poisoned outputs,
+/// against the exact-product reference (double sums, the kernel's FP32 epilogue, bias before the one bf16 rounding).
+/// </summary>
+public class W4A8DecodeKernelTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void The_decode_table_gives_e4m3_of_q_times_sigma_exactly_through_one_f16_fma_for_every_sigma_and_code()
+    {
+        var words = W4A8DecodeTable.Build();
+        Assert.Equal(W4A8DecodeTable.Bytes / 4, words.Length);
+        int checkedValues = 0;
+        for (int sb = 0; sb < 256; sb++)
+        {
+            if ((sb & 0x7F) == 0x7F) continue; // NaN scales are not produced by the preprocessing
+            float sigma = HostNumerics.DecodeE4M3((byte)sb);
+            uint unitBits = words[W4A8DecodeTable.ScaleOffsetBytes / 4 + 2 * sb], biasBits = words[W4A8DecodeTable.ScaleOffsetBytes / 4 + 2 * sb + 1];
+            Assert.Equal(unitBits & 0xFFFF, unitBits >> 16);
+            Assert.Equal(biasBits & 0xFFFF, biasBits >> 16);
+            double unit = (double)BitConverter.UInt16BitsToHalf((ushort)unitBits), bias = (double)BitConverter.UInt16BitsToHalf((ushort)biasBits);
+            for (int code = 0; code < 16; code++)
+            {
+                // The kernel's lookup: index = code & 7 into the sign-set bytes (words 0, 1) or the sign-clear ones (2, 3).
+                int i = code & 7, word = sb * 4 + ((code & 8) != 0 ? 0 : 2) + i / 4;
+                int u = (int)(words[word] >> (8 * (i % 4))) & 0xFF;
+                // f16 fma (1024 + u)·unit + bias: every operand is an exact f16, so the double result is the exact one;
+                // it must equal the e4m3 weight and be an f16 value, so the single rounding of the fma changes nothing.
+                double x = 1024 + u;
+                Assert.Equal(x, (double)(Half)x);
+                double got = x * unit + bias;
+                double expected = HostNumerics.DecodeE4M3(HostNumerics.EncodeE4M3(W4A8DecodeTable.CodeValue(code) * sigma));
+                Assert.True(got == expected, $"sigma 0x{sb:X2} code {code}: {got} != {expected}");
+                Assert.Equal(got, (double)(Half)got);
+                checkedValues++;
+            }
+        }
+        Assert.Equal(254 * 16, checkedValues);
+    }
+
+    public static TheoryData<int> Ms => new() { 1, 3, 7, 13, 16, 31 };
+
+    [Theory]
+    [MemberData(nameof(Ms))]
+    public void Every_decode_variant_matches_the_exact_product_reference_at_odd_shapes(int m)
+    {
+        Gpu.RequireHopper();
+        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
+        foreach (var (n, k) in new[] { (384, 1152), (640, 2432) })
+        {
+            var rng = new Random(m * 1000 + n + k);
+            var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 2);
+            var scales = Reference.RandomScales(rng, n, k, adversarial: true);
+            var x = Reference.RandomActivations(rng, m, k);
+            var bias = Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2 - 1) * 4)).ToArray();
+            var x8 = new byte[(long)m * k];
+            var ts = new float[m];
+            ActivationQuantFp8.Reference(x, m, k, x8, ts);
+            var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
+            var acc = Reference.W4A8(x8, ts, packed, sigma, Enumerable.Repeat(1f, n).ToArray(), m, n, k); // ts·Σ, no c'
+
+            using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
+            using var d8 = DeviceBuffer<byte>.From(ctx, x8, stream);
+            using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
+            using var db = DeviceBuffer<float>.From(ctx, bias, stream);
+            using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx);
+            foreach (var (mt, wn) in new[] { (8, 1), (8, 2), (8, 4), (16, 1), (16, 2), (32, 1), (32, 2) })
+            {
+                if (n % (64 * wn) != 0) continue;
+                int groups = k / 128, mTiles = (m + mt - 1) / mt, nTiles = n / (64 * wn);
+                foreach (int gps in new[] { groups, 1, 3 }) // whole K, one group per split, three (ragged last split)
+                    foreach (bool withBias in new[] { false, true })
+                    {
+                        int splits = (groups + gps - 1) / gps;
+                        var plan = new GemmPlan(mt, wn, 1, splits, 2 * gps, mTiles, nTiles, 8, Mma: true);
+                        dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
+                        gemm.Run(stream, d8, ds, ops, dy, m, plan, withBias ? db : null);
+                        var got = dy.ToArray(stream);
+                        var expected = new double[acc.Length];
+                        int same = 0;
+                        for (int i = 0; i < acc.Length; i++)
+                        {
+                            // The kernel's epilogue in FP32: c'·(s_tok·Σ) + bias, then bf16 (acc here is already s_tok·Σ in double).
+                            float v = c[i % n] * (float)acc[i];
+                            if (withBias) v += bias[i % n];
+                            expected[i] = v;
+                            if (got[i] == HostNumerics.FloatToBf16(v)) same++;
+                        }
+                        double err = Reference.RelativeError(got, expected);
+                        string name = $"{plan.W4A8Kernel} splits={splits} bias={withBias}";
+                        if (gps == groups && !withBias)
+                            output.WriteLine($"M={m} N={n} K={k} {name}: rel. error {err:E2}, {same}/{got.Length} bf16 outputs identical");
+                        Assert.True(err <= 1e-3, $"M={m} N={n} K={k} {name}: relative error {err:E3} > 1e-3; worst rows {Reference.WorstRows(got, expected, m, n)}");
+                    }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1152, 4096)]
+    [InlineData(16, 3072, 1408)]
+    [InlineData(32, 384, 8192)]
+    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k)
+    {
+        Gpu.RequireHopper();
+        var rng = new Random(m + n + k);
+        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 1);
+        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
+        var x = Reference.RandomActivations(rng, m, k);
+        var x8 = new byte[(long)m * k];
+        var ts = new float[m];
+        ActivationQuantFp8.Reference(x, m, k, x8, ts);
+        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
+        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
+        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
+        using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
+        using var d8 = DeviceBuffer<byte>.From(ctx, x8, stream);
+        using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
+        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx);
+        var plan = gemm.Plan(m, n, k);
+        Assert.True(plan.Mma, $"M={m} should plan the decode kernel, got {plan}");
+        for (int rep = 0; rep < 2; rep++) // split-K tickets must reset themselves
+        {
+            dy.FillBytes(0xFF, stream);
+            gemm.Run(stream, d8, ds, ops, dy, m, plan);
+            var err = Reference.RelativeError(dy.ToArray(stream), expected);
+            output.WriteLine($"M={m} N={n} K={k} {plan.W4A8Kernel} splits={plan.Splits}: rel. error {err:E2}");
+            Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
+        }
+    }
+}
