@@ -31,6 +31,7 @@ public static class GpuGemmSuite
         if (Arg(args, "--large-ks") is { } lks) GemmPlan.LargeKs = int.Parse(lks);
         if (Arg(args, "--mma-ring") is { } ring) W4A8Gemm.DefaultMmaRing = int.Parse(ring);
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
+        bool decodeVariants = args.Contains("--decode-variants");
         var clock = Stopwatch.StartNew();
 
         using var ctx = CudaContext.Open();
@@ -94,6 +95,7 @@ public static class GpuGemmSuite
                     double? tw = m <= 64 ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
                     double? tm = m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8, ts, opsA[i % r8], y, m)) : null;
                     double tb = Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
+                    if (decodeVariants && m <= 32) DecodeVariants(kernels, ctx, stream, it, x8, ts, opsA, y, m, n, k);
                     double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
                     double tbf = Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
                     var row = new Row(m, n, k, ta, tb, tf, tbf, tq, tw, tm, plan.ToString(), card, date);
@@ -114,6 +116,27 @@ public static class GpuGemmSuite
         Console.WriteLine($"# cuBLASLt FP8 scale mode: {lt.Fp8ScaleMode}");
         Write(outDir, rows, prep, compile, card, date, lt.Fp8ScaleMode, string.Join(' ', args));
         return 0;
+    }
+
+    /// <summary>--decode-variants: times the small-M kernel at each slab count per warp and register-ring depth (console only).</summary>
+    static void DecodeVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, DeviceBuffer<byte> x8, DeviceBuffer<float> ts,
+        List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, int m, int n, int k)
+    {
+        var parts = new List<string>();
+        foreach (int ring in new[] { 4, 8 })
+            foreach (int wn in m <= 8 ? new[] { 1, 2, 4 } : new[] { 1, 2 })
+            {
+                W4A8GemmDecode.ForceWn = wn;
+                try
+                {
+                    using var g = new W4A8Gemm(kernels, ctx) { MmaRing = ring };
+                    var pl = g.Plan(m, n, k);
+                    double t = Time(ctx, stream, it, i => g.Run(stream, x8, ts, ops[i % ops.Count], y, m, pl));
+                    parts.Add(string.Create(CultureInfo.InvariantCulture, $"r{ring} w{wn} s{pl.Splits}: {t:F1}"));
+                }
+                finally { W4A8GemmDecode.ForceWn = 0; }
+            }
+        Console.WriteLine($"#   decode variants M={m} N={n} K={k}: {string.Join(" | ", parts)}");
     }
 
     static int Copies(long l2, long bytes) => (int)Math.Clamp((2 * l2 + bytes - 1) / bytes + 1, 1, 16);
