@@ -95,7 +95,13 @@ public static class GpuGemmSuite
                     double? tw = m <= 64 ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
                     double? tm = m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8, ts, opsA[i % r8], y, m)) : null;
                     double tb = Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
-                    if (decodeVariants && m <= 32) DecodeVariants(kernels, ctx, stream, it, x8, ts, opsA, y, m, n, k);
+                    if (decodeVariants && m <= 32)
+                    {
+                        DecodeVariants(kernels, ctx, stream, it, x8, ts, opsA, y, m, n, k);
+                        using var w16one = new W4A16Gemm(kernels, ctx) { SmallMWn = 1 };
+                        double t1 = Time(ctx, stream, it, i => w16one.Run(stream, x, opsB[i % r16], y, m));
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"#   w4a16 M={m}: planned {tb:F1} ({w4a16.Plan(m, n, k)}), one slab per warp {t1:F1}"));
+                    }
                     double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
                     double tbf = Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
                     var row = new Row(m, n, k, ta, tb, tf, tbf, tq, tw, tm, plan.ToString(), card, date);

@@ -135,4 +135,36 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
             Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
         }
     }
+
+    [Theory]
+    [MemberData(nameof(Ms))]
+    public void W4A16_small_M_plans_with_one_and_two_slabs_per_warp_match_the_exact_product_reference(int m)
+    {
+        GpuAvailability.RequireGpu();
+        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
+        foreach (var (n, k) in new[] { (384, 1152), (640, 2432) })
+        {
+            var rng = new Random(m * 77 + n + k);
+            var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 1);
+            var scales = Reference.RandomScales(rng, n, k, adversarial: true);
+            var x = Reference.RandomActivations(rng, m, k);
+            var expected = Reference.W4A16(x, packed, scales, m, n, k);
+            using var ops = W4A16GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
+            using var dx = DeviceBuffer<ushort>.From(ctx, x, stream);
+            using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+            foreach (int wn in new[] { 0, 1 })
+            {
+                using var gemm = new W4A16Gemm(Gpu.Kernels, ctx) { SmallMWn = wn };
+                var plan = gemm.Plan(m, n, k);
+                for (int rep = 0; rep < 2; rep++)
+                {
+                    dy.FillBytes(0xFF, stream);
+                    gemm.Run(stream, dx, ops, dy, m, plan);
+                    var err = Reference.RelativeError(dy.ToArray(stream), expected);
+                    if (rep == 0) output.WriteLine($"W4A16 M={m} N={n} K={k} wn={plan.WN} splits={plan.Splits}: rel. error {err:E2}");
+                    Assert.True(err <= 1e-3, $"W4A16 M={m} N={n} K={k} wn={plan.WN}: relative error {err:E3} > 1e-3");
+                }
+            }
+        }
+    }
 }
