@@ -32,6 +32,7 @@ public static class GpuGemmSuite
         if (Arg(args, "--mma-ring") is { } ring) W4A8Gemm.DefaultMmaRing = int.Parse(ring);
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         bool decodeVariants = args.Contains("--decode-variants");
+        if (args.Contains("--decode-bulk")) W4A8Gemm.DefaultDecodeBulk = true;
         var clock = Stopwatch.StartNew();
 
         using var ctx = CudaContext.Open();
@@ -98,9 +99,16 @@ public static class GpuGemmSuite
                     if (decodeVariants && m <= 32)
                     {
                         DecodeVariants(kernels, ctx, stream, it, x8, ts, opsA, y, m, n, k);
-                        using var w16one = new W4A16Gemm(kernels, ctx) { SmallMWn = 1 };
-                        double t1 = Time(ctx, stream, it, i => w16one.Run(stream, x, opsB[i % r16], y, m));
-                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"#   w4a16 M={m}: planned {tb:F1} ({w4a16.Plan(m, n, k)}), one slab per warp {t1:F1}"));
+                        var w16 = new List<string>();
+                        foreach (int wn in new[] { 1, -1 })
+                        {
+                            using var g16 = new W4A16Gemm(kernels, ctx) { SmallMWn = wn };
+                            var p16 = g16.Plan(m, n, k);
+                            double t1 = Time(ctx, stream, it, i => g16.Run(stream, x, opsB[i % r16], y, m, p16));
+                            w16.Add(string.Create(CultureInfo.InvariantCulture, $"wn={p16.WN} s{p16.Splits}{(wn < 0 ? " (M>16 rule)" : "")}: {t1:F1}"));
+                        }
+                        var pp = w4a16.Plan(m, n, k);
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"#   w4a16 M={m}: planned wn={pp.WN} s{pp.Splits}: {tb:F1} | {string.Join(" | ", w16)}"));
                     }
                     double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
                     double tbf = Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
@@ -124,21 +132,21 @@ public static class GpuGemmSuite
         return 0;
     }
 
-    /// <summary>--decode-variants: times the small-M kernel at each slab count per warp and register-ring depth (console only).</summary>
+    /// <summary>--decode-variants: times the small-M kernels (register ring with 1 or 2 slabs per warp, bulk copy with 8 or 4 consumer warps) (console only).</summary>
     static void DecodeVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, DeviceBuffer<byte> x8, DeviceBuffer<float> ts,
         List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, int m, int n, int k)
     {
         var parts = new List<string>();
-        foreach (int ring in new[] { 4, 8 })
-            foreach (int wn in m <= 8 ? new[] { 1, 2, 4 } : new[] { 1, 2 })
+        foreach (bool bulk in new[] { false, true })
+            foreach (int wn in m <= 8 || !bulk ? new[] { 1, 2 } : new[] { 2 })
             {
                 W4A8GemmDecode.ForceWn = wn;
                 try
                 {
-                    using var g = new W4A8Gemm(kernels, ctx) { MmaRing = ring };
+                    using var g = new W4A8Gemm(kernels, ctx) { DecodeBulk = bulk };
                     var pl = g.Plan(m, n, k);
                     double t = Time(ctx, stream, it, i => g.Run(stream, x8, ts, ops[i % ops.Count], y, m, pl));
-                    parts.Add(string.Create(CultureInfo.InvariantCulture, $"r{ring} w{wn} s{pl.Splits}: {t:F1}"));
+                    parts.Add(string.Create(CultureInfo.InvariantCulture, $"{(bulk ? $"bulk c{4 * wn}" : $"ring w{wn}")} s{pl.Splits}: {t:F1}"));
                 }
                 finally { W4A8GemmDecode.ForceWn = 0; }
             }

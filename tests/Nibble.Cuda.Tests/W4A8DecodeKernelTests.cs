@@ -70,7 +70,8 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
             using var db = DeviceBuffer<float>.From(ctx, bias, stream);
             using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
             using var gemm = new W4A8Gemm(Gpu.Kernels, ctx);
-            foreach (var (mt, wn) in new[] { (8, 1), (8, 2), (8, 4), (16, 1), (16, 2), (32, 1), (32, 2) })
+            // Register ring (KS = 1) with 1, 2, 4 slabs per warp; bulk copy (KS = 4 k-blocks per chunk) with 4 or 8 consumer warps.
+            foreach (var (mt, wn, ks) in new[] { (8, 1, 1), (8, 2, 1), (8, 4, 1), (16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 2, 1), (8, 2, 4), (8, 1, 4), (16, 2, 4), (32, 2, 4) })
             {
                 if (n % (64 * wn) != 0) continue;
                 int groups = k / 128, mTiles = (m + mt - 1) / mt, nTiles = n / (64 * wn);
@@ -78,7 +79,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
                     foreach (bool withBias in new[] { false, true })
                     {
                         int splits = (groups + gps - 1) / gps;
-                        var plan = new GemmPlan(mt, wn, 1, splits, 2 * gps, mTiles, nTiles, 8, Mma: true);
+                        var plan = new GemmPlan(mt, wn, ks, splits, 2 * gps, mTiles, nTiles, 8, Mma: true);
                         dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
                         gemm.Run(stream, d8, ds, ops, dy, m, plan, withBias ? db : null);
                         var got = dy.ToArray(stream);
@@ -93,7 +94,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
                             if (got[i] == HostNumerics.FloatToBf16(v)) same++;
                         }
                         double err = Reference.RelativeError(got, expected);
-                        string name = $"{plan.W4A8Kernel} splits={splits} bias={withBias}";
+                        string name = $"{W4A8GemmDecode.KernelName(plan)} splits={splits} bias={withBias}";
                         if (gps == groups && !withBias)
                             output.WriteLine($"M={m} N={n} K={k} {name}: rel. error {err:E2}, {same}/{got.Length} bf16 outputs identical");
                         Assert.True(err <= 1e-3, $"M={m} N={n} K={k} {name}: relative error {err:E3} > 1e-3; worst rows {Reference.WorstRows(got, expected, m, n)}");
@@ -103,10 +104,13 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(1, 1152, 4096)]
-    [InlineData(16, 3072, 1408)]
-    [InlineData(32, 384, 8192)]
-    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k)
+    [InlineData(1, 1152, 4096, false)]
+    [InlineData(16, 3072, 1408, false)]
+    [InlineData(32, 384, 8192, false)]
+    [InlineData(1, 1152, 4096, true)]
+    [InlineData(13, 3072, 1408, true)]
+    [InlineData(32, 384, 8192, true)]
+    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k, bool bulk)
     {
         Gpu.RequireHopper();
         var rng = new Random(m + n + k);
@@ -123,15 +127,15 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
         using var d8 = DeviceBuffer<byte>.From(ctx, x8, stream);
         using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
         using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx);
+        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeBulk = bulk };
         var plan = gemm.Plan(m, n, k);
-        Assert.True(plan.Mma, $"M={m} should plan the decode kernel, got {plan}");
+        Assert.True(plan.Mma && W4A8GemmDecode.IsBulk(plan) == bulk, $"M={m} should plan the {(bulk ? "bulk" : "register-ring")} decode kernel, got {plan}");
         for (int rep = 0; rep < 2; rep++) // split-K tickets must reset themselves
         {
             dy.FillBytes(0xFF, stream);
             gemm.Run(stream, d8, ds, ops, dy, m, plan);
             var err = Reference.RelativeError(dy.ToArray(stream), expected);
-            output.WriteLine($"M={m} N={n} K={k} {plan.W4A8Kernel} splits={plan.Splits}: rel. error {err:E2}");
+            output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan)} splits={plan.Splits}: rel. error {err:E2}");
             Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
         }
     }

@@ -50,7 +50,8 @@ public sealed class W4A16Gemm(KernelCache kernels, CudaContext context) : IDispo
 {
     readonly SplitKScratch scratch = new(context);
 
-    /// <summary>Slabs per warp for M ≤ 16: 0 = two (the activation fragments serve both), 1 = one (as for larger M).</summary>
+    /// <summary>Slabs per warp for M ≤ 16: 0 or 2 = two (the activation fragments serve both), 1 = one; both with K split to
+    /// fill the resident slots. −1: the M &gt; 16 rule (<see cref="GemmPlan.Choose"/>, for comparison).</summary>
     public int SmallMWn { get; init; }
 
     /// <summary>
@@ -60,13 +61,14 @@ public sealed class W4A16Gemm(KernelCache kernels, CudaContext context) : IDispo
     public GemmPlan Plan(int m, int n, int k)
     {
         var plan = GemmPlan.Choose(m, n, k, context.MultiprocessorCount, w4a16: true);
-        if (m > 16 || n % 128 != 0 || SmallMWn == 1) return plan;
-        int groups = k / 128, mTiles = (m + plan.MT - 1) / plan.MT, nTiles = n / 128, ctas = mTiles * nTiles;
-        int resident = Math.Max(1, kernels.Load("W4A16Gemm.cu").Function(KernelName(plan.MT, 2)).MaxActiveBlocksPerSm(128, 0));
+        if (m > 16 || n % 128 != 0 || SmallMWn < 0) return plan;
+        int wn = SmallMWn == 1 ? 1 : 2;
+        int groups = k / 128, mTiles = (m + plan.MT - 1) / plan.MT, nTiles = n / (64 * wn), ctas = mTiles * nTiles;
+        int resident = Math.Max(1, kernels.Load("W4A16Gemm.cu").Function(KernelName(plan.MT, wn)).MaxActiveBlocksPerSm(128, 0));
         int cap = resident * context.MultiprocessorCount;
         int splits = ctas <= cap ? Math.Clamp(cap / ctas, 1, Math.Max(1, groups / 2)) : 1;
         int gps = (groups + splits - 1) / splits;
-        return new GemmPlan(plan.MT, 2, 1, (groups + gps - 1) / gps, gps * 2, mTiles, nTiles, 8);
+        return new GemmPlan(plan.MT, wn, 1, (groups + gps - 1) / gps, gps * 2, mTiles, nTiles, 8);
     }
 
     static string KernelName(int mt, int wn) => wn == 1 ? $"w4a16_gemm_m{mt}" : $"w4a16_gemm_m{mt}_w{wn}";

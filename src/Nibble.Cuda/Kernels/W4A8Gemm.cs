@@ -51,6 +51,7 @@ public sealed class W4A8Gemm : IDisposable
 
     public GemmPlan Plan(int m, int n, int k)
     {
+        if (DecodeBulk && m <= Math.Min(MmaMaxM, 32)) return BulkPlan(m, n, k);
         if (plans.TryGetValue((m, n, k), out var p)) return p;
         p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, MmaMaxM,
             c => ModuleFor(c.W4A8Source).Function(c.W4A8Kernel).MaxActiveBlocksPerSm(c.Mma ? 128 : 128 * c.WN, (int)c.W4A8SharedBytes));
@@ -86,10 +87,30 @@ public sealed class W4A8Gemm : IDisposable
         f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)(pl.Mma ? 128 : 128 * pl.WN), p, pl.W4A8SharedBytes);
     }
 
+    /// <summary>M ≤ 32 through the bulk-copy decode kernel (W4A8GemmDecode.BulkPlan) instead of the register-ring one.</summary>
+    public bool DecodeBulk { get; init; } = DefaultDecodeBulk;
+    public static bool DefaultDecodeBulk { get; set; }
+
+    readonly Dictionary<(int, int, int), GemmPlan> bulkPlans = new();
+
+    /// <summary>The bulk-copy decode plan for M ≤ 32 (cached).</summary>
+    GemmPlan BulkPlan(int m, int n, int k)
+    {
+        if (!bulkPlans.TryGetValue((m, n, k), out var b))
+        {
+            var module = ModuleFor("W4A8GemmMma.cu");
+            b = W4A8GemmDecode.BulkPlan(m, n, k, context.MultiprocessorCount,
+                c => module.Function(W4A8GemmDecode.KernelName(c)).MaxActiveBlocksPerSm(W4A8GemmDecode.Threads(c), W4A8GemmDecode.SharedBytes(c)),
+                W4A8GemmDecode.ForceWn == 1 ? 1 : 2);
+            bulkPlans[(m, n, k)] = b;
+        }
+        return b;
+    }
+
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
     {
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        decode.Launch(ModuleFor(pl.W4A8Source).Function(pl.W4A8Kernel), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias);
+        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias);
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>
