@@ -33,6 +33,7 @@ public static class GpuGemmSuite
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         bool decodeVariants = args.Contains("--decode-variants");
         if (args.Contains("--decode-bulk")) W4A8Gemm.DefaultDecodeBulk = true;
+        if (args.Contains("--decode-lp")) W4A8Gemm.DefaultDecodeLutPrefetch = true;
         var clock = Stopwatch.StartNew();
 
         using var ctx = CudaContext.Open();
@@ -137,16 +138,16 @@ public static class GpuGemmSuite
         List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, int m, int n, int k)
     {
         var parts = new List<string>();
-        foreach (bool bulk in new[] { false, true })
+        foreach (var (bulk, lp) in new[] { (false, false), (false, true), (true, false) })
             foreach (int wn in m <= 8 || !bulk ? new[] { 1, 2 } : new[] { 2 })
             {
                 W4A8GemmDecode.ForceWn = wn;
                 try
                 {
-                    using var g = new W4A8Gemm(kernels, ctx) { DecodeBulk = bulk };
+                    using var g = new W4A8Gemm(kernels, ctx) { DecodeBulk = bulk, DecodeLutPrefetch = lp };
                     var pl = g.Plan(m, n, k);
                     double t = Time(ctx, stream, it, i => g.Run(stream, x8, ts, ops[i % ops.Count], y, m, pl));
-                    parts.Add(string.Create(CultureInfo.InvariantCulture, $"{(bulk ? $"bulk c{4 * wn}" : $"ring w{wn}")} s{pl.Splits}: {t:F1}"));
+                    parts.Add(string.Create(CultureInfo.InvariantCulture, $"{(bulk ? $"bulk c{4 * wn}" : $"ring w{wn}{(lp ? "p" : "")}")} s{pl.Splits}: {t:F1}"));
                 }
                 finally { W4A8GemmDecode.ForceWn = 0; }
             }

@@ -70,6 +70,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
             using var db = DeviceBuffer<float>.From(ctx, bias, stream);
             using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
             using var gemm = new W4A8Gemm(Gpu.Kernels, ctx);
+            using var gemmLp = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeLutPrefetch = true };
             // Register ring (KS = 1) with 1, 2, 4 slabs per warp; bulk copy (KS = 4 k-blocks per chunk) with 4 or 8 consumer warps.
             foreach (var (mt, wn, ks) in new[] { (8, 1, 1), (8, 2, 1), (8, 4, 1), (16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 2, 1), (8, 2, 4), (8, 1, 4), (16, 2, 4), (32, 2, 4) })
             {
@@ -81,7 +82,9 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
                         int splits = (groups + gps - 1) / gps;
                         var plan = new GemmPlan(mt, wn, ks, splits, 2 * gps, mTiles, nTiles, 8, Mma: true);
                         dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
-                        gemm.Run(stream, d8, ds, ops, dy, m, plan, withBias ? db : null);
+                        // The register-ring kernels also in their decode-table-prefetch form (with bias).
+                        var g = withBias && ks == 1 ? gemmLp : gemm;
+                        g.Run(stream, d8, ds, ops, dy, m, plan, withBias ? db : null);
                         var got = dy.ToArray(stream);
                         var expected = new double[acc.Length];
                         int same = 0;
@@ -94,7 +97,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
                             if (got[i] == HostNumerics.FloatToBf16(v)) same++;
                         }
                         double err = Reference.RelativeError(got, expected);
-                        string name = $"{W4A8GemmDecode.KernelName(plan)} splits={splits} bias={withBias}";
+                        string name = $"{W4A8GemmDecode.KernelName(plan, g.DecodeLutPrefetch)} splits={splits} bias={withBias}";
                         if (gps == groups && !withBias)
                             output.WriteLine($"M={m} N={n} K={k} {name}: rel. error {err:E2}, {same}/{got.Length} bf16 outputs identical");
                         Assert.True(err <= 1e-3, $"M={m} N={n} K={k} {name}: relative error {err:E3} > 1e-3; worst rows {Reference.WorstRows(got, expected, m, n)}");

@@ -91,6 +91,10 @@ public sealed class W4A8Gemm : IDisposable
     public bool DecodeBulk { get; init; } = DefaultDecodeBulk;
     public static bool DefaultDecodeBulk { get; set; }
 
+    /// <summary>Register-ring decode kernel: load the next group's decode table entries a group ahead (the "p" kernels).</summary>
+    public bool DecodeLutPrefetch { get; init; } = DefaultDecodeLutPrefetch;
+    public static bool DefaultDecodeLutPrefetch { get; set; }
+
     readonly Dictionary<(int, int, int), GemmPlan> bulkPlans = new();
 
     /// <summary>The bulk-copy decode plan for M ≤ 32 (cached).</summary>
@@ -110,7 +114,7 @@ public sealed class W4A8Gemm : IDisposable
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
     {
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias);
+        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeLutPrefetch);
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>

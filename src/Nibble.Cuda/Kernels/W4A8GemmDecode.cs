@@ -29,7 +29,9 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
     public const int BulkStages = 4;
 
     public static bool IsBulk(GemmPlan plan) => plan.Mma && plan.KS > 1;
-    public static string KernelName(GemmPlan plan) => IsBulk(plan) ? $"w4a8_bulk_m{plan.MT}_c{4 * plan.WN}_k{plan.KS}" : plan.W4A8Kernel;
+    /// <param name="lutPrefetch">register-ring kernel: the variant that loads the next group's decode table entries a group ahead.</param>
+    public static string KernelName(GemmPlan plan, bool lutPrefetch = false) =>
+        IsBulk(plan) ? $"w4a8_bulk_m{plan.MT}_c{4 * plan.WN}_k{plan.KS}" : plan.W4A8Kernel + (lutPrefetch ? "p" : "");
     public static int Threads(GemmPlan plan) => IsBulk(plan) ? 32 * (4 * plan.WN + 1) : 128;
     /// <summary>Dynamic shared memory of the bulk kernel (mirrors BulkShape in W4A8GemmMma.cu).</summary>
     public static int SharedBytes(GemmPlan plan) =>
@@ -52,7 +54,7 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
     }
 
     public void Launch(CudaModule module, CudaStream stream, GemmPlan pl, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale,
-        W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, ulong workspace, ulong counters, DeviceBuffer<float>? bias)
+        W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, ulong workspace, ulong counters, DeviceBuffer<float>? bias, bool lutPrefetch = false)
     {
         if (bias is not null && bias.Length < w.N) throw new ArgumentException($"W4A8 GEMM bias has {bias.Length} values for N={w.N}.", nameof(bias));
         table ??= DeviceBuffer<uint>.From(context, W4A8DecodeTable.Build(), stream);
@@ -63,7 +65,7 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
             M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
             Table = table.Pointer, TableScale = table.Pointer + W4A8DecodeTable.ScaleOffsetBytes, Bias = bias?.Pointer ?? 0,
         };
-        module.Function(KernelName(pl)).Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)Threads(pl), p, (uint)SharedBytes(pl));
+        module.Function(KernelName(pl, lutPrefetch)).Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)Threads(pl), p, (uint)SharedBytes(pl));
     }
 
     public void Dispose() => table?.Dispose();

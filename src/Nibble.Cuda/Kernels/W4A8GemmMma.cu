@@ -94,7 +94,8 @@ __device__ __forceinline__ void decode8(u32 w, const DecLut& r0, const DecLut& r
 }
 
 // MT tokens per CTA (multiple of 8), WN 16-row slabs per warp, 4 warps per CTA: CTA tile = (64*WN) rows x MT tokens.
-template <int MT, int WN>
+// LP: load the next group's decode table entries one group ahead (else at the group start, an L1 round trip).
+template <int MT, int WN, bool LP>
 __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     constexpr int NT = MT / 8;       // n8 tiles (tokens) per warp
     constexpr int D = W4A8_MMA_RING; // k-blocks of weights in flight per thread (register ring), even
@@ -159,7 +160,13 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
         xring[1][j] = ldg_nc_v4(xrow[j] + (kbBegin + 1) * 64);
     }
 
-    DecLut lut[WN][2];
+    DecLut lut[WN][2], lutNext[WN][2];
+    if (LP)
+#pragma unroll
+        for (int w = 0; w < WN; ++w) {
+            load_dec_lut(p, sring[0][w] & 0xFFu, lutNext[w][0]);
+            load_dec_lut(p, (sring[0][w] >> 8) & 0xFFu, lutNext[w][1]);
+        }
     for (int kb0 = kbBegin; kb0 < kbEnd; kb0 += D) {
 #pragma unroll
         for (int d = 0; d < D; ++d) {
@@ -183,8 +190,17 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
                     for (int w = 0; w < WN; ++w) {
                         const u32 s2 = sring[d / 2][w];
                         if (g + SD < gEnd) sring[d / 2][w] = __ldg(sbase[w] + (g + SD) * 8);
-                        load_dec_lut(p, s2 & 0xFFu, lut[w][0]);
-                        load_dec_lut(p, (s2 >> 8) & 0xFFu, lut[w][1]);
+                        if (LP) {
+                            lut[w][0] = lutNext[w][0]; lut[w][1] = lutNext[w][1];
+                            if (g + 1 < gEnd) { // sigma of g+1 sits in the next slot (or, with SD = 1, was just loaded)
+                                const u32 sn = sring[(d / 2 + 1) % SD][w];
+                                load_dec_lut(p, sn & 0xFFu, lutNext[w][0]);
+                                load_dec_lut(p, (sn >> 8) & 0xFFu, lutNext[w][1]);
+                            }
+                        } else {
+                            load_dec_lut(p, s2 & 0xFFu, lut[w][0]);
+                            load_dec_lut(p, (s2 >> 8) & 0xFFu, lut[w][1]);
+                        }
                     }
                 }
                 // B fragments in f16 (exact), shared by the WN slabs: word q of the 16-byte load -> (bytes 0,1), (2,3).
@@ -489,7 +505,10 @@ W4A8_BULK_INSTANCE(32, 8, 4)
 
 #define W4A8_INSTANCE(MT, WN)                                                                           \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN(const W4A8DecodeParams p) { \
-        w4a8_decode_impl<MT, WN>(p);                                                                     \
+        w4a8_decode_impl<MT, WN, false>(p);                                                              \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##p(const W4A8DecodeParams p) { \
+        w4a8_decode_impl<MT, WN, true>(p);                                                               \
     }
 W4A8_INSTANCE(8, 1)
 W4A8_INSTANCE(8, 2)
