@@ -31,10 +31,10 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
         var shapes = new List<(int MT, int WN, int KS, bool Mma)>();
         if (m <= Math.Min(mmaMaxM, 32))
         {
-            // Two 16-row slabs per warp first (the f16 activation fragments are converted once for both), one slab
-            // when that fits the waves better; W4A8GemmDecode.ForceWn pins one (benchmarks).
+            // One 16-row slab per warp first (fewest registers, most warps: faster than two in the H100 runs at all
+            // but a few shapes), two when that fits the waves better; W4A8GemmDecode.ForceWn pins one (benchmarks).
             int mt = m <= 8 ? 8 : m <= 16 ? 16 : 32;
-            foreach (int wn in W4A8GemmDecode.ForceWn > 0 ? new[] { W4A8GemmDecode.ForceWn } : new[] { 2, 1 })
+            foreach (int wn in W4A8GemmDecode.ForceWn > 0 ? new[] { W4A8GemmDecode.ForceWn } : new[] { 1, 2 })
                 if (wn <= 2 || mt == 8) shapes.Add((mt, wn, 1, true));
         }
         else if (m <= 16) { shapes.Add((m <= 8 ? 8 : 16, 1, 8, false)); }
