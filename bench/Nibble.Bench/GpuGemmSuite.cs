@@ -101,7 +101,7 @@ public static class GpuGemmSuite
                     {
                         DecodeVariants(kernels, ctx, stream, it, x8, ts, opsA, y, m, n, k);
                         var w16 = new List<string>();
-                        foreach (int wn in new[] { 1, -1 })
+                        foreach (int wn in new[] { 2, -1 })
                         {
                             using var g16 = new W4A16Gemm(kernels, ctx) { SmallMWn = wn };
                             var p16 = g16.Plan(m, n, k);

@@ -50,19 +50,19 @@ public sealed class W4A16Gemm(KernelCache kernels, CudaContext context) : IDispo
 {
     readonly SplitKScratch scratch = new(context);
 
-    /// <summary>Slabs per warp for M ≤ 16: 0 or 2 = two (the activation fragments serve both), 1 = one; both with K split to
-    /// fill the resident slots. −1: the M &gt; 16 rule (<see cref="GemmPlan.Choose"/>, for comparison).</summary>
+    /// <summary>Slabs per warp for M ≤ 16: 0 or 1 = one (fastest in the H100 runs but at two shapes), 2 = two (the activation
+    /// fragments serve both); both with K split to fill the resident slots. −1: the M &gt; 16 rule (<see cref="GemmPlan.Choose"/>).</summary>
     public int SmallMWn { get; init; }
 
     /// <summary>
-    /// M ≤ 16: two 16-row slabs per warp, K split until the resident slots (driver occupancy) are full, each split whole
-    /// groups; larger M: <see cref="GemmPlan.Choose"/>.
+    /// M ≤ 16: one 16-row slab per warp (or two, <see cref="SmallMWn"/>), K split until the resident slots (driver occupancy)
+    /// are full, each split whole groups; larger M: <see cref="GemmPlan.Choose"/>.
     /// </summary>
     public GemmPlan Plan(int m, int n, int k)
     {
         var plan = GemmPlan.Choose(m, n, k, context.MultiprocessorCount, w4a16: true);
         if (m > 16 || n % 128 != 0 || SmallMWn < 0) return plan;
-        int wn = SmallMWn == 1 ? 1 : 2;
+        int wn = SmallMWn == 2 ? 2 : 1;
         int groups = k / 128, mTiles = (m + plan.MT - 1) / plan.MT, nTiles = n / (64 * wn), ctas = mTiles * nTiles;
         int resident = Math.Max(1, kernels.Load("W4A16Gemm.cu").Function(KernelName(plan.MT, wn)).MaxActiveBlocksPerSm(128, 0));
         int cap = resident * context.MultiprocessorCount;

@@ -73,6 +73,12 @@ __device__ __forceinline__ void load_dec_lut(const W4A8DecodeParams& p, u32 sigm
     u32x2 s = ldg_nc_v2(p.tableScale + sigmaByte);
     l.nLo = t.x; l.nHi = t.y; l.pLo = t.z; l.pHi = t.w; l.unit2 = s.x; l.bias2 = s.y;
 }
+// The same from the CTA's shared-memory copy of the table (32-bit addresses, no L1 round trip at each group start).
+__device__ __forceinline__ void load_dec_lut(const u32x4* tab, const u32x2* scale, u32 sigmaByte, DecLut& l) {
+    const u32x4 t = tab[sigmaByte];
+    const u32x2 s = scale[sigmaByte];
+    l.nLo = t.x; l.nHi = t.y; l.pLo = t.z; l.pHi = t.w; l.unit2 = s.x; l.bias2 = s.y;
+}
 
 // 8 codes (4 of row gid in the low half, 4 of row gid+8 in the high half) -> the 4 f16x2 registers of one m16n8k16
 // A fragment, each element the exact f16 of e4m3(q * sigma).
@@ -159,13 +165,18 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
         xring[0][j] = ldg_nc_v4(xrow[j] + kbBegin * 64);
         xring[1][j] = ldg_nc_v4(xrow[j] + (kbBegin + 1) * 64);
     }
+    // The decode table (6 KB) into shared memory while the first weights are on their way.
+    __shared__ u32x4 sTab[256];
+    __shared__ u32x2 sScale[256];
+    for (int i = threadIdx.x; i < 256; i += blockDim.x) { sTab[i] = ldg_nc_v4(p.table + i); sScale[i] = ldg_nc_v2(p.tableScale + i); }
+    __syncthreads();
 
     DecLut lut[WN][2], lutNext[WN][2];
     if (LP)
 #pragma unroll
         for (int w = 0; w < WN; ++w) {
-            load_dec_lut(p, sring[0][w] & 0xFFu, lutNext[w][0]);
-            load_dec_lut(p, (sring[0][w] >> 8) & 0xFFu, lutNext[w][1]);
+            load_dec_lut(sTab, sScale, sring[0][w] & 0xFFu, lutNext[w][0]);
+            load_dec_lut(sTab, sScale, (sring[0][w] >> 8) & 0xFFu, lutNext[w][1]);
         }
     for (int kb0 = kbBegin; kb0 < kbEnd; kb0 += D) {
 #pragma unroll
@@ -194,12 +205,12 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
                             lut[w][0] = lutNext[w][0]; lut[w][1] = lutNext[w][1];
                             if (g + 1 < gEnd) { // sigma of g+1 sits in the next slot (or, with SD = 1, was just loaded)
                                 const u32 sn = sring[(d / 2 + 1) % SD][w];
-                                load_dec_lut(p, sn & 0xFFu, lutNext[w][0]);
-                                load_dec_lut(p, (sn >> 8) & 0xFFu, lutNext[w][1]);
+                                load_dec_lut(sTab, sScale, sn & 0xFFu, lutNext[w][0]);
+                                load_dec_lut(sTab, sScale, (sn >> 8) & 0xFFu, lutNext[w][1]);
                             }
                         } else {
-                            load_dec_lut(p, s2 & 0xFFu, lut[w][0]);
-                            load_dec_lut(p, (s2 >> 8) & 0xFFu, lut[w][1]);
+                            load_dec_lut(sTab, sScale, s2 & 0xFFu, lut[w][0]);
+                            load_dec_lut(sTab, sScale, (s2 >> 8) & 0xFFu, lut[w][1]);
                         }
                     }
                 }
