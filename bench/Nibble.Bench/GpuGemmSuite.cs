@@ -30,6 +30,7 @@ public static class GpuGemmSuite
         int iters = int.Parse(Arg(args, "--iters") ?? "30");
         if (Arg(args, "--large-ks") is { } lks) GemmPlan.LargeKs = int.Parse(lks);
         if (Arg(args, "--mma-ring") is { } ring) W4A8Gemm.DefaultMmaRing = int.Parse(ring);
+        if (Arg(args, "--ws") is { } wsArg) W4A8Gemm.DefaultWarpSpecialized = wsArg != "0";
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         var clock = Stopwatch.StartNew();
 
@@ -40,7 +41,7 @@ public static class GpuGemmSuite
         using var stream = CudaStream.Create(ctx);
         using var lt = new CublasLt(ctx);
         using var w4a8 = new W4A8Gemm(kernels, ctx);
-        using var w4a8Wgmma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 0 };
+        using var w4a8Wgmma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 0, WarpSpecialized = false };
         using var w4a8Mma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 32 };
         using var w4a16 = new W4A16Gemm(kernels, ctx);
         string card = ctx.Name, date = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
@@ -91,7 +92,8 @@ public static class GpuGemmSuite
                     var plan = w4a8.Plan(m, n, k);
                     double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true));
                     double ta = Time(ctx, stream, it, i => w4a8.Run(stream, plan.GemmOrderActivations ? x8g : x8, ts, opsA[i % r8], y, m, plan));
-                    double? tw = m <= 64 ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
+                    // "wgmma" column: W4A8Gemm.cu's kernel, for comparison with the mma.sync (M <= 64) or warp-specialized plan.
+                    double? tw = m <= 64 || plan.Ws ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
                     double? tm = m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8, ts, opsA[i % r8], y, m)) : null;
                     double tb = Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
                     double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
@@ -100,7 +102,7 @@ public static class GpuGemmSuite
                     rows.Add(row);
                     double tflop = 2.0 * m * n * k / 1e12;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1} (wgmma {tw ?? double.NaN,7:F1} mma {tm ?? double.NaN,7:F1}) | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [{(plan.Mma ? "mma m" : "n")}{plan.MT} wg{plan.WN} s{plan.Splits}]"));
+                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1} (wgmma {tw ?? double.NaN,7:F1} mma {tm ?? double.NaN,7:F1}) | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [{(plan.Mma ? "mma m" : plan.Ws ? "ws n" : "n")}{plan.MT} wg{plan.WN} s{plan.Splits}]"));
                 }
             }
             finally
@@ -124,7 +126,7 @@ public static class GpuGemmSuite
     static (double Cold, double Warm) CompileTimes(CudaContext ctx)
     {
         var dir = Path.Combine(Path.GetTempPath(), "nibble-bench-kc-" + Guid.NewGuid().ToString("N"));
-        string[] files = ["W4A8Gemm.cu", "W4A8GemmMma.cu", "W4A16Gemm.cu", "ActivationQuantFp8.cu", "W4A8WeightPrep.cu"];
+        string[] files = ["W4A8Gemm.cu", "W4A8GemmMma.cu", "W4A8GemmWs.cu", "W4A16Gemm.cu", "ActivationQuantFp8.cu", "W4A8WeightPrep.cu"];
         try
         {
             double cold, warm;

@@ -15,6 +15,7 @@ public partial class KernelParamsTests
     [Theory]
     [InlineData("W4A8Gemm.cu", "W4A8GemmParams", typeof(W4A8Gemm), "Params")]
     [InlineData("W4A8GemmMma.cu", "W4A8GemmParams", typeof(W4A8Gemm), "Params")]
+    [InlineData("W4A8GemmWs.cu", "W4A8WsParams", typeof(W4A8Gemm), "WsParams")]
     [InlineData("W4A16Gemm.cu", "GemmParams", typeof(W4A8Gemm), "Params")]
     [InlineData("W4A8Gemm.cu", "LutProbeParams", typeof(W4A8Gemm), "ProbeParams")]
     [InlineData("W4A16Gemm.cu", "W4A16PrepParams", typeof(W4A16GemmOperands), "PrepParams")]
@@ -35,6 +36,7 @@ public partial class KernelParamsTests
     [Theory]
     [InlineData("W4A8Gemm.cu")]
     [InlineData("W4A8GemmMma.cu")]
+    [InlineData("W4A8GemmWs.cu")]
     public void Kernel_headers_are_spliced_once_and_no_include_reaches_NVRTC(string file)
     {
         var source = KernelCache.SpliceIncludes(KernelCache.Source(file));

@@ -1,10 +1,11 @@
+using Nibble.Cuda.Native;
 using System.Runtime.InteropServices;
 
 namespace Nibble.Cuda.Kernels;
 
 /// <summary>
-/// Launcher of the W4A8 GEMM (W4A8Gemm.cu): Y[M,N] bf16 = c'[n]·s_tok[m]·Σ x8·e4m3(q·σ). Owns the split-K
-/// workspace and tile counters; not thread-safe (one per stream).
+/// Launcher of the W4A8 GEMM (W4A8Gemm.cu, W4A8GemmMma.cu for small M, W4A8GemmWs.cu for M &gt; 32):
+/// Y[M,N] bf16 = c'[n]·s_tok[m]·Σ x8·e4m3(q·σ). Owns the split-K workspace and tile counters; not thread-safe (one per stream).
 /// </summary>
 public sealed class W4A8Gemm : IDisposable
 {
@@ -13,6 +14,26 @@ public sealed class W4A8Gemm : IDisposable
     {
         public ulong X, TokenScale, Weight, Scales, ChannelScale, Y, Workspace, Counters;
         public int M, N, K, KBlocksPerSplit, Splits, GroupM;
+    }
+
+    /// <summary>W4A8GemmWs.cu's parameters: the activations' TMA descriptor first (64-byte aligned in the kernel).</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    internal unsafe struct WsParams
+    {
+        [FieldOffset(0)] public fixed byte TensorMap[128];
+        [FieldOffset(128)] public ulong TokenScale;
+        [FieldOffset(136)] public ulong Weight;
+        [FieldOffset(144)] public ulong Scales;
+        [FieldOffset(152)] public ulong ChannelScale;
+        [FieldOffset(160)] public ulong Y;
+        [FieldOffset(168)] public ulong Workspace;
+        [FieldOffset(176)] public ulong Counters;
+        [FieldOffset(184)] public int M;
+        [FieldOffset(188)] public int N;
+        [FieldOffset(192)] public int K;
+        [FieldOffset(196)] public int KBlocksPerSplit;
+        [FieldOffset(200)] public int Splits;
+        [FieldOffset(204)] public int GroupM;
     }
 
     readonly KernelCache kernels;
@@ -28,7 +49,11 @@ public sealed class W4A8Gemm : IDisposable
     }
 
     /// <summary>Compiles (or loads from the disk cache) the kernels now rather than at the first call.</summary>
-    public void Warm() { ModuleFor("W4A8Gemm.cu"); ModuleFor("W4A8GemmMma.cu"); }
+    public void Warm() { ModuleFor("W4A8Gemm.cu"); ModuleFor("W4A8GemmMma.cu"); if (WarpSpecialized) ModuleFor("W4A8GemmWs.cu"); }
+
+    /// <summary>M &gt; 32 runs the warp-specialized kernel (W4A8GemmWs.cu) rather than W4A8Gemm.cu's.</summary>
+    public bool WarpSpecialized { get; init; } = DefaultWarpSpecialized;
+    public static bool DefaultWarpSpecialized { get; set; } = true;
 
     /// <summary>FP32 promotion of the FP8 tensor-core sums: 0 none (default: it changed no measured error), 1 per 128-wide group, 2 per 64-wide block.</summary>
     public int Promote { get; init; } = 0;
@@ -41,9 +66,12 @@ public sealed class W4A8Gemm : IDisposable
     public static int DefaultMmaRing { get; set; } = 4;
 
     CudaModule ModuleFor(string source) =>
-        source == "W4A8Gemm.cu"
-            ? kernels.Load(source, hopperOnly: true, Promote == 0 ? [] : [$"W4A8_PROMOTE={Promote}"])
-            : kernels.Load(source, hopperOnly: true, MmaRing == 4 ? [] : [$"W4A8_MMA_RING={MmaRing}"]);
+        source switch
+        {
+            "W4A8Gemm.cu" => kernels.Load(source, hopperOnly: true, Promote == 0 ? [] : [$"W4A8_PROMOTE={Promote}"]),
+            "W4A8GemmMma.cu" => kernels.Load(source, hopperOnly: true, MmaRing == 4 ? [] : [$"W4A8_MMA_RING={MmaRing}"]),
+            _ => kernels.Load(source, hopperOnly: true),
+        };
 
     readonly Dictionary<(int, int, int), GemmPlan> plans = new();
 
@@ -51,7 +79,7 @@ public sealed class W4A8Gemm : IDisposable
     {
         if (plans.TryGetValue((m, n, k), out var p)) return p;
         p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, MmaMaxM,
-            c => ModuleFor(c.W4A8Source).Function(c.W4A8Kernel).MaxActiveBlocksPerSm(c.Mma ? 128 : 128 * c.WN, (int)c.W4A8SharedBytes));
+            c => ModuleFor(c.W4A8Source).Function(c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
         plans[(m, n, k)] = p;
         return p;
     }
@@ -65,13 +93,41 @@ public sealed class W4A8Gemm : IDisposable
         var pl = plan ?? Plan(m, w.N, w.K);
         var (ws, counters) = scratch.Get(pl, m, w.N);
         var f = ModuleFor(pl.W4A8Source).Function(pl.W4A8Kernel);
+        if (pl.Ws)
+        {
+            var wp = new WsParams
+            {
+                TokenScale = tokenScale.Pointer, Weight = w.WeightTiled.Pointer, Scales = w.SigmaTiled.Pointer,
+                ChannelScale = w.ChannelScale.Pointer, Y = y.Pointer, Workspace = ws, Counters = counters,
+                M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
+            };
+            EncodeActivationMap(ref wp, x8.Pointer, m, w.K, pl.MT);
+            f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)pl.W4A8Threads, wp, pl.W4A8SharedBytes);
+            return;
+        }
         var p = new Params
         {
             X = x8.Pointer, TokenScale = tokenScale.Pointer, Weight = w.WeightTiled.Pointer, Scales = w.SigmaTiled.Pointer,
             ChannelScale = w.ChannelScale.Pointer, Y = y.Pointer, Workspace = ws, Counters = counters,
             M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
         };
-        f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)(pl.Mma ? 128 : 128 * pl.WN), p, pl.W4A8SharedBytes);
+        f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)pl.W4A8Threads, p, pl.W4A8SharedBytes);
+    }
+
+    /// <summary>
+    /// TMA map of x8 [M][K] bytes: box of 128 k × <paramref name="tokens"/> rows with 128-byte swizzle (wgmma's
+    /// K-major SWIZZLE_128B layout), rows past M read as zeros. Encoding is a host call (no device work).
+    /// </summary>
+    static unsafe void EncodeActivationMap(ref WsParams p, ulong x8, int m, int k, int tokens)
+    {
+        ulong* dims = stackalloc ulong[2] { (ulong)k, (ulong)m };
+        ulong* strides = stackalloc ulong[1] { (ulong)k };
+        uint* box = stackalloc uint[2] { 128, (uint)tokens };
+        uint* elem = stackalloc uint[2] { 1, 1 };
+        fixed (byte* map = p.TensorMap)
+            CudaException.Check(Driver.cuTensorMapEncodeTiled(map, Driver.TensorMapUint8, 2, x8, dims, strides, box, elem,
+                Driver.TensorMapInterleaveNone, Driver.TensorMapSwizzle128B, Driver.TensorMapL2Promotion256B, Driver.TensorMapOobFillZero),
+                $"cuTensorMapEncodeTiled(x8 {m}x{k}, box 128x{tokens})");
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>

@@ -1,0 +1,283 @@
+// W4A8 GEMM, warp-specialized wgmma kernel for M > 32: same contract and operands as W4A8Gemm.cu,
+// Y[M,N] = bf16( c'[n] * ( s_tok[m] * sum_k x8[m,k] * e4m3(q[n,k] * sigma[n,k/128]) ) ).
+// Structure learned from CUTLASS's sm90 warp-specialized mixed-input collective
+// (sm90_mma_tma_gmma_rs_warpspecialized_mixed_input) and DeepGEMM's FP8 GEMM (producer warpgroup with setmaxnreg
+// down, two math warpgroups with setmaxnreg up, mbarrier full/empty ring); no code copied:
+// * warpgroup 0 = producer: one warp issues, per 128-wide k group, a TMA load of the activation tile
+//   (NTOK tokens x 128 bytes, 128-byte swizzle, rows past M zero-filled) and 1-D bulk copies of the pre-tiled weight
+//   blocks and sigma pairs of the CTA's 16-row slabs (W4A8WeightPrep.cu layout: the two 512-byte k-blocks of one
+//   slab and group are contiguous, so one 1 KB copy per slab) into a STAGES-deep ring (mbarrier full[s], expect_tx);
+// * warpgroups 1 and 2 = consumers: each owns MS m64 slices of weight rows ("swap AB", spec §1.1: weights are the
+//   register A operand because the int4 codes must pass through registers for the LUT conversion; tokens are wgmma's
+//   N). Per k-block they ld.shared the codes, LUT-convert to e4m3 registers (W4A8Lut.cuh, 3 PRMT per 4 weights) and
+//   issue async wgmma with B from the swizzled tile; wgmma.wait_group 1 lets the conversion of k-block q+1 overlap
+//   the tensor-core work of k-block q; a stage is released (empty[s]) once its last wgmma group has completed.
+// Activations are in the GEMM order of ActivationQuantFp8.cu (inside each 64-block, physical k 16t+8s+4h+j sits at
+// position 32s+16h+4t+j), so k32 step s of k-block q is bytes [64q+32s, 64q+32s+32) of a token row, matching the
+// weight registers (a0..a3) of word pair s, exactly as in W4A8Gemm.cu.
+#include "Common.cuh"
+#include "W4A8Lut.cuh"
+#include "W4A8Wgmma.cuh"
+
+// The TMA descriptor (CUtensorMap, 128 bytes, 64-byte aligned) travels inside the by-value parameter struct; the
+// kernel parameter is __grid_constant__ so its address is a valid generic address for cp.async.bulk.tensor.
+struct alignas(64) TmaDesc { u64 v[16]; };
+struct alignas(64) W4A8WsParams {
+    TmaDesc act;               // x8 [M][K] u8, GEMM order; box {128 k, NTOK tokens}, SWIZZLE_128B, zero OOB fill
+    const float* tokenScale;   // [M]
+    const u8* weight;          // tiled codes (W4A8WeightPrep.cu)
+    const u8* sigma;           // [N/16][K/128][8] u16 byte pairs
+    const float* channelScale; // [N]  c' = 8c
+    u16* y;                    // [M, N] bf16
+    float* workspace;          // [splits][M][N] fp32 partial sums (split-K only)
+    u32* counters;             // one per output tile, zero at rest (the last split resets it)
+    int M, N, K;
+    int kBlocksPerSplit;       // 64-wide k-blocks per split (even: splits are group aligned)
+    int splits;
+    int groupM;                // raster: this many m-tiles share one n-tile column group
+};
+static_assert(sizeof(W4A8WsParams) == 256, "W4A8WsParams must match W4A8Gemm.cs");
+
+__device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(u32 bar, u32 bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(u32 bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory");
+}
+__device__ __forceinline__ bool mbar_try_wait(u32 bar, u32 parity) {
+    u32 ok;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    return ok != 0;
+}
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) { while (!mbar_try_wait(bar, parity)) { } }
+
+// 1-D bulk copy global -> shared, completing `bytes` transactions on the mbarrier (16-byte aligned, multiple of 16).
+__device__ __forceinline__ void bulk_g2s(u32 dst, const void* src, u32 bytes, u32 bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 :: "r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+// 2-D TMA tile load (c0 = innermost coordinate in elements, c1 = row).
+__device__ __forceinline__ void tma_load_2d(u32 dst, const TmaDesc* map, int c0, int c1, u32 bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
+                 :: "r"(dst), "l"((u64)map), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+__device__ __forceinline__ u16 lds_u16(u32 addr) {
+    u16 v;
+    asm volatile("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(addr));
+    return v;
+}
+__device__ __forceinline__ u32x4 lds_v4(u32 addr) {
+    u32x4 v;
+    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr));
+    return v;
+}
+// wgmma descriptor of a K-major tile with 128-byte swizzle: rows of 128 bytes, 8-row groups 1024 bytes apart (SBO);
+// LBO is unused for swizzled K-major layouts; layout type 1 = SWIZZLE_128B (bits 62-63). The tile base is 1024-byte
+// aligned, so a k offset inside the 128-byte row is added to the start address (as DeepGEMM advances its descriptors).
+__device__ __forceinline__ u64 sw128_desc(u32 addr) {
+    return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)1 << 16) | ((u64)(1024u >> 4) << 32) | ((u64)1 << 62);
+}
+__device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, 256;" ::: "memory"); }
+
+// MS m64 slices per consumer warpgroup (CTA rows = 128*MS), NTOK tokens per CTA (= wgmma N), one 128-k group per stage.
+template <int MS, int NTOK>
+struct WsShape {
+    static constexpr int ROWS = 128 * MS;
+    static constexpr int SLABS = ROWS / 16;
+    static constexpr int ACT_BYTES = NTOK * 128;
+    static constexpr int W_BYTES = SLABS * 1024;
+    static constexpr int S_BYTES = SLABS * 16;
+    static constexpr int TX_BYTES = ACT_BYTES + W_BYTES + S_BYTES;
+    static constexpr int STAGE = (TX_BYTES + 1023) / 1024 * 1024;
+    static constexpr int STAGES = (200 * 1024) / STAGE < 8 ? (200 * 1024) / STAGE : 8;
+    // Ring + 2*STAGES mbarriers + ticket, plus 1 KB to align the ring to 1024 (the 128-byte swizzle atom).
+    static constexpr int SMEM = STAGES * STAGE + 1024 + 1024;
+};
+
+template <int MS, int NTOK>
+__device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
+    using S = WsShape<MS, NTOK>;
+    constexpr int STAGES = S::STAGES;
+    extern __shared__ __align__(1024) u8 smem[];
+    const u32 raw = (u32)__cvta_generic_to_shared(smem);
+    const u32 base = (raw + 1023u) & ~1023u;
+    const u32 barBase = base + STAGES * S::STAGE;
+    volatile u32* ticket = (volatile u32*)(smem + (barBase - raw) + 16 * STAGES);
+
+    const int kBlocks = p.K >> 6, groups = p.K >> 7;
+    const int mTiles = (p.M + NTOK - 1) / NTOK, nTiles = p.N / S::ROWS;
+    // Grouped raster (Triton's GROUP_M ordering), as in W4A8Gemm.cu.
+    const int tile = blockIdx.x, perGroup = p.groupM * nTiles;
+    const int gFirstM = (tile / perGroup) * p.groupM;
+    const int gSize = min(mTiles - gFirstM, p.groupM);
+    const int mt = gFirstM + (tile % perGroup) % gSize, nt = (tile % perGroup) / gSize;
+    const int m0 = mt * NTOK;
+    const int gBegin = blockIdx.y * (p.kBlocksPerSplit >> 1);
+    const int nSteps = min(groups, gBegin + (p.kBlocksPerSplit >> 1)) - gBegin;
+
+    if (threadIdx.x == 0) {
+        u32 dyn;
+        asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
+        if (dyn < (u32)S::SMEM) __trap(); // the launcher's shared-memory size must match WsShape
+#pragma unroll 1
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(barBase + 8u * s, 1);                 // full: the producer's arrive + the copies' bytes
+            mbar_init(barBase + 8u * (STAGES + s), 8);      // empty: one arrive per consumer warp
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    }
+    __syncthreads();
+
+    if (threadIdx.x < 128) {
+        // Producer warpgroup: gives registers to the consumers; warp 0 issues all copies.
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+        if (threadIdx.x < 32) {
+            const int lane = threadIdx.x;
+            const int slab = nt * S::SLABS + lane;
+#pragma unroll 1
+            for (int st = 0; st < nSteps; ++st) {
+                const int s = st % STAGES;
+                if (st >= STAGES) mbar_wait(barBase + 8u * (STAGES + s), ((st / STAGES) - 1) & 1);
+                const u32 stage = base + s * S::STAGE, full = barBase + 8u * s;
+                const int g = gBegin + st;
+                if (lane == 0) {
+                    mbar_expect_tx(full, S::TX_BYTES);
+                    tma_load_2d(stage, &p.act, g * 128, m0, full);
+                }
+                __syncwarp();
+                if (lane < S::SLABS) {
+                    bulk_g2s(stage + S::ACT_BYTES + lane * 1024, p.weight + ((size_t)slab * kBlocks + 2 * g) * 512, 1024, full);
+                    bulk_g2s(stage + S::ACT_BYTES + S::W_BYTES + lane * 16, p.sigma + ((size_t)slab * groups + g) * 16, 16, full);
+                }
+            }
+        }
+        return;
+    }
+
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+    const int ct = threadIdx.x - 128;
+    const int cw = ct >> 7, warp = (ct >> 5) & 3, lane = ct & 31, gid = lane >> 2, tig = lane & 3;
+    constexpr int NACC = NTOK / 2;
+    float acc[MS][NACC];
+#pragma unroll
+    for (int ms = 0; ms < MS; ++ms)
+#pragma unroll
+        for (int i = 0; i < NACC; ++i) acc[ms][i] = 0.f;
+
+    u32 areg[2][MS][8];
+#pragma unroll 1
+    for (int st = 0; st < nSteps; ++st) {
+        const int s = st % STAGES;
+        mbar_wait(barBase + 8u * s, (st / STAGES) & 1);
+        const u32 stage = base + s * S::STAGE;
+        Lut lut[MS][2];
+        u32x4 wv[MS][2];
+#pragma unroll
+        for (int ms = 0; ms < MS; ++ms) {
+            const int j = (cw * MS + ms) * 4 + warp; // this warp's 16-row slab in the CTA
+            load_luts(lds_u16(stage + S::ACT_BYTES + S::W_BYTES + j * 16 + gid * 2), lut[ms][0], lut[ms][1]);
+            wv[ms][0] = lds_v4(stage + S::ACT_BYTES + j * 1024 + lane * 16);
+            wv[ms][1] = lds_v4(stage + S::ACT_BYTES + j * 1024 + 512 + lane * 16);
+        }
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+#pragma unroll
+            for (int ms = 0; ms < MS; ++ms) {
+                u32* a = areg[q][ms];
+                convert8(wv[ms][q].x, lut[ms][0], lut[ms][1], a[0], a[1]);
+                convert8(wv[ms][q].y, lut[ms][0], lut[ms][1], a[2], a[3]);
+                convert8(wv[ms][q].z, lut[ms][0], lut[ms][1], a[4], a[5]);
+                convert8(wv[ms][q].w, lut[ms][0], lut[ms][1], a[6], a[7]);
+            }
+            asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#pragma unroll
+            for (int ks = 0; ks < 2; ++ks) {
+                const u64 desc = sw128_desc(stage + q * 64 + ks * 32);
+#pragma unroll
+                for (int ms = 0; ms < MS; ++ms) {
+                    const u32* a = areg[q][ms];
+                    Wgmma<NTOK>::run(acc[ms], a[4 * ks], a[4 * ks + 1], a[4 * ks + 2], a[4 * ks + 3], desc, 1);
+                }
+            }
+            asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+            asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+            // The group just completed read the other A buffer: keep its registers alive (unmoved) until here.
+#pragma unroll
+            for (int ms = 0; ms < MS; ++ms) {
+                u32* prev = areg[q ^ 1][ms];
+                asm volatile("" : "+r"(prev[0]), "+r"(prev[1]), "+r"(prev[2]), "+r"(prev[3]), "+r"(prev[4]), "+r"(prev[5]), "+r"(prev[6]), "+r"(prev[7]));
+            }
+            // After the first group of this stage, every group of the previous stage has completed: release it.
+            if (q == 0 && st > 0) {
+                __syncwarp();
+                if (lane == 0) mbar_arrive(barBase + 8u * (STAGES + (st - 1) % STAGES));
+            }
+        }
+    }
+    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+
+    // Epilogue. acc[ms][4j + r]: row n = n0 + slab*16 + gid + 8*(r>>1), token m = m0 + 8j + 2*tig + (r&1).
+    const int rowBase = nt * S::ROWS + gid;
+    if (p.splits > 1) {
+        // Serial split-K as in W4A8Gemm.cu: park partial sums; the last CTA of the tile (atomic ticket) reduces them
+        // in split order, so results do not depend on scheduling. Only the consumer threads take part.
+        float* ws = p.workspace + (size_t)blockIdx.y * p.M * p.N;
+#pragma unroll
+        for (int ms = 0; ms < MS; ++ms)
+#pragma unroll
+            for (int i = 0; i < NACC; ++i) {
+                const int n = rowBase + ((cw * MS + ms) * 4 + warp) * 16 + 8 * ((i & 3) >> 1);
+                const int m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
+                if (m < p.M) ws[(size_t)m * p.N + n] = acc[ms][i];
+            }
+        __threadfence();
+        consumer_sync();
+        u32* counter = p.counters + (size_t)nt * mTiles + mt;
+        if (ct == 0) *ticket = atomicAdd(counter, 1u);
+        consumer_sync();
+        if (*ticket != (u32)(p.splits - 1)) return;
+        __threadfence();
+#pragma unroll
+        for (int ms = 0; ms < MS; ++ms)
+#pragma unroll
+            for (int i = 0; i < NACC; ++i) {
+                const int n = rowBase + ((cw * MS + ms) * 4 + warp) * 16 + 8 * ((i & 3) >> 1);
+                const int m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
+                if (m < p.M) {
+                    float sum = 0.f;
+                    for (int z = 0; z < p.splits; ++z) sum += ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n);
+                    acc[ms][i] = sum;
+                }
+            }
+        if (ct == 0) *counter = 0u;
+    }
+#pragma unroll
+    for (int ms = 0; ms < MS; ++ms) {
+        const int nA = rowBase + ((cw * MS + ms) * 4 + warp) * 16;
+        const float cA = p.channelScale[nA], cB = p.channelScale[nA + 8];
+#pragma unroll
+        for (int i = 0; i < NACC; ++i) {
+            const int m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
+            if (m < p.M) {
+                const int hi = (i & 3) >> 1;
+                const float v = (hi ? cB : cA) * (p.tokenScale[m] * acc[ms][i]);
+                p.y[(size_t)m * p.N + nA + 8 * hi] = f32_to_bf16(v);
+            }
+        }
+    }
+}
+
+// 384 threads, one CTA per SM (the register cap at entry is what setmaxnreg redistributes: 128*40 + 256*232 <= 64K).
+#define W4A8_WS_INSTANCE(MS, NTOK)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(384, 1) w4a8_ws_n##NTOK##_r##MS(const __grid_constant__ W4A8WsParams p) { \
+        w4a8_ws_impl<MS, NTOK>(p);                                                                                     \
+    }
+W4A8_WS_INSTANCE(1, 64)
+W4A8_WS_INSTANCE(2, 64)
+W4A8_WS_INSTANCE(1, 128)
+W4A8_WS_INSTANCE(2, 128)
