@@ -12,9 +12,10 @@ export DOTNET_ROOT=/opt/dotnet PATH=/opt/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOU
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu --format=csv
   grep -nE "CUBLASLT_MATMUL_DESC_(A_SCALE_MODE|FAST_ACCUM|A_SCALE_POINTER)|MATRIX_SCALE_OUTER_VEC_32F" /usr/local/cuda/include/cublasLt.h | head
   for f in W4A8Gemm W4A8GemmMma W4A8GemmWs W4A16Gemm ActivationQuantFp8 W4A8WeightPrep; do
-    (cd $G/kernels && nvcc -cubin -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o /tmp/$f.cubin $f.cu 2>&1) | grep -E "error|registers|spill|Compiling entry" | sed 's/ptxas info    : //' | paste - - - | sed 's/Compiling entry function//'
+    (cd $G/kernels && nvcc -cubin -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o /tmp/$f.cubin $f.cu > /tmp/$f.ptxas 2>&1)
+    grep -E "error|registers|spill|Compiling entry" /tmp/$f.ptxas | sed 's/ptxas info    : //' | paste - - - | sed 's/Compiling entry function//'
     # ptxas warnings that cost speed silently (wgmma serialization, ignored setmaxnreg)
-    (cd $G/kernels && nvcc -cubin -gencode=arch=compute_90a,code=sm_90a -o /tmp/$f.w.cubin $f.cu 2>&1) | grep -iE "warn|serializ|C75" | head -10
+    grep -iE "warn|serializ|C75" /tmp/$f.ptxas | head -10
   done
   for fn in w4a8_gemm_n8_wg1_ks8 w4a8_gemm_n128_wg2_ks4; do
     echo "== SASS opcode histogram $fn"

@@ -99,6 +99,10 @@ struct WsShape {
 };
 
 template <int MS, int NTOK>
+__device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base, u32 barBase, volatile u32* ticket,
+                                                int m0, int mt, int nt, int mTiles, int nSteps);
+
+template <int MS, int NTOK>
 __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
     using S = WsShape<MS, NTOK>;
     constexpr int STAGES = S::STAGES;
@@ -156,10 +160,18 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
                 }
             }
         }
-        return;
+    } else {
+        // setmaxnreg acts only when each role is one branch of a single if/else (HOPPER.md; ptxas warning C7508).
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+        w4a8_ws_consume<MS, NTOK>(p, base, barBase, ticket, m0, mt, nt, mTiles, nSteps);
     }
+}
 
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+template <int MS, int NTOK>
+__device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base, u32 barBase, volatile u32* ticket,
+                                                int m0, int mt, int nt, int mTiles, int nSteps) {
+    using S = WsShape<MS, NTOK>;
+    constexpr int STAGES = S::STAGES;
     const int ct = threadIdx.x - 128;
     const int cw = ct >> 7, warp = (ct >> 5) & 3, lane = ct & 31, gid = lane >> 2, tig = lane & 3;
     constexpr int NACC = NTOK / 2;
