@@ -31,12 +31,17 @@ public static class GpuGemmSuite
         if (Arg(args, "--large-ks") is { } lks) GemmPlan.LargeKs = int.Parse(lks);
         if (Arg(args, "--mma-ring") is { } ring) W4A8Gemm.DefaultMmaRing = int.Parse(ring);
         if (Arg(args, "--ws") is { } wsArg) W4A8Gemm.DefaultWarpSpecialized = wsArg != "0";
+        // Warp-specialized variants: wgmma groups in flight, weights by TMA maps or bulk copies, forced shape "MT:WN".
+        if (Arg(args, "--ws-wait") is { } wsWait) GemmPlan.WsWait = int.Parse(wsWait);
+        if (Arg(args, "--ws-tmaw") is { } wsTmaw) W4A8Gemm.WsTensorMapWeights = wsTmaw != "0";
+        if (Arg(args, "--ws-force") is { } wsForce) GemmPlan.WsForce = (int.Parse(wsForce.Split(':')[0]), int.Parse(wsForce.Split(':')[1]));
+        bool onlyW4a8 = args.Contains("--only-w4a8");
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         var clock = Stopwatch.StartNew();
 
         using var ctx = CudaContext.Open();
         ctx.RequireHopper();
-        var compile = CompileTimes(ctx);
+        var compile = args.Contains("--only-w4a8") ? (Cold: 0.0, Warm: 0.0) : CompileTimes(ctx);
         using var kernels = new KernelCache(ctx);
         using var stream = CudaStream.Create(ctx);
         using var lt = new CublasLt(ctx);
@@ -60,6 +65,7 @@ public static class GpuGemmSuite
             RandomFill.Words(kernels, stream, packed, 1);
             RandomFill.GroupScales(kernels, stream, scales, 2, 0.02f);
             int r8 = Copies(l2, (long)n * k / 2), r16 = r8, rf8 = Copies(l2, (long)n * k), rbf = Copies(l2, (long)n * k * 2);
+            if (onlyW4a8) r16 = rf8 = rbf = 0; // variant runs time the W4A8 kernel alone
             var opsA = new List<W4A8GemmOperands>();
             var opsB = new List<W4A16GemmOperands>();
             var wf8 = new List<DeviceBuffer<byte>>();
@@ -93,11 +99,11 @@ public static class GpuGemmSuite
                     double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true));
                     double ta = Time(ctx, stream, it, i => w4a8.Run(stream, plan.GemmOrderActivations ? x8g : x8, ts, opsA[i % r8], y, m, plan));
                     // "wgmma" column: W4A8Gemm.cu's kernel, for comparison with the mma.sync (M <= 64) or warp-specialized plan.
-                    double? tw = m <= 64 || plan.Ws ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
-                    double? tm = m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8, ts, opsA[i % r8], y, m)) : null;
-                    double tb = Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
-                    double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
-                    double tbf = Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
+                    double? tw = !onlyW4a8 && (m <= 64 || plan.Ws) ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
+                    double? tm = !onlyW4a8 && m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8, ts, opsA[i % r8], y, m)) : null;
+                    double tb = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
+                    double tf = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
+                    double tbf = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
                     var row = new Row(m, n, k, ta, tb, tf, tbf, tq, tw, tm, plan.ToString(), card, date);
                     rows.Add(row);
                     double tflop = 2.0 * m * n * k / 1e12;
@@ -114,7 +120,7 @@ public static class GpuGemmSuite
             }
         }
         Console.WriteLine($"# cuBLASLt FP8 scale mode: {lt.Fp8ScaleMode}");
-        Write(outDir, rows, prep, compile, card, date, lt.Fp8ScaleMode, string.Join(' ', args));
+        if (!onlyW4a8) Write(outDir, rows, prep, compile, card, date, lt.Fp8ScaleMode, string.Join(' ', args));
         return 0;
     }
 

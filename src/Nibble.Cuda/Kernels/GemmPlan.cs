@@ -7,7 +7,7 @@ namespace Nibble.Cuda.Kernels;
 /// exist, keeping all 132 SMs streaming weights; each split covers whole 128-wide groups.
 /// </summary>
 /// <remarks><c>Ws</c>: the warp-specialized W4A8 kernel (W4A8GemmWs.cu, M &gt; 32): WN = 64-row slices per CTA (2 or 4),
-/// 384 threads, one 128-wide k group per stage.</remarks>
+/// KS = wgmma groups kept in flight (1 or 2), 384 threads, one 128-wide k group per stage.</remarks>
 public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM, bool Mma = false, bool Ws = false)
 {
     public const int TargetCtasPerSm = 4;
@@ -17,7 +17,7 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
 
     /// <summary>Dynamic shared memory of the W4A8 kernel: 3 stages of MT tokens × 64·KS bytes.</summary>
     public uint W4A8SharedBytes => Mma ? 0 : Ws ? (uint)WsSharedBytes(MT, WN / 2) : (uint)(3 * MT * 64 * KS);
-    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w{WN}" : Ws ? $"w4a8_ws_n{MT}_r{WN / 2}" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
+    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w{WN}" : Ws ? $"w4a8_ws_n{MT}_r{WN / 2}_w{KS}" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
     public string W4A8Source => Mma ? "W4A8GemmMma.cu" : Ws ? "W4A8GemmWs.cu" : "W4A8Gemm.cu";
     public int W4A8Threads => Mma ? 128 : Ws ? 384 : 128 * WN;
     /// <summary>Whether the W4A8 kernel of this plan reads x8 in GEMM order (wgmma) or natural order (mma.sync).</summary>
@@ -93,22 +93,32 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
     public static int WsSharedBytes(int mt, int ms)
     {
         int slabs = 8 * ms, tx = mt * 128 + slabs * 1024 + slabs * 16, stage = (tx + 1023) / 1024 * 1024;
-        return Math.Min(8, 200 * 1024 / stage) * stage + 2048;
+        return Math.Min(8, 216 * 1024 / stage) * stage + 2048;
     }
 
+    /// <summary>wgmma groups kept in flight by the 128-row (WN = 2) warp-specialized kernels (1 or 2).</summary>
+    public static int WsWait { get; set; } = 2;
+    /// <summary>Test/bench override of the warp-specialized shape: (token tile, WN); null = cost model.</summary>
+    public static (int MT, int WN)? WsForce { get; set; }
+
     /// <summary>
-    /// Warp-specialized kernel (one 384-thread CTA per SM): token tile 64 (M ≤ 64) or 128, 128 or 256 weight rows,
-    /// and a split-K factor, chosen by a per-SM cost model in clocks: per 128-wide k group the larger of the tensor-core
-    /// time (2·rows·tokens·128 at ~8.5k FP8 flop/clk/SM), the decode issue time and the bytes (weights from HBM at the
-    /// SM's share of ~1.7 kB/clk, activations from L2 at ~40 B/clk), times the waves, plus the split-K round trip.
+    /// Warp-specialized kernel (one 384-thread CTA per SM): token tile 64 (M ≤ 64), 128 or 256, 128 or 256 weight
+    /// rows, and a split-K factor, chosen by a per-SM cost model in clocks: per 128-wide k group the larger of the
+    /// tensor-core time (2·rows·tokens·128 at ~8.5k FP8 flop/clk/SM), the decode issue time (∝ weight rows, not
+    /// tokens) and the bytes (weights from HBM at the SM's share of ~1.7 kB/clk, activations from L2), times the
+    /// waves, plus a fixed cost per CTA and the split-K round trip.
     /// </summary>
     public static GemmPlan ChooseWs(int m, int n, int k, int sms)
     {
         int groups = k / 128;
         GemmPlan? best = null;
         double bestCost = double.MaxValue;
-        int mt = m <= 64 ? 64 : 128;
-        foreach (int ms in new[] { 1, 2 })
+        var shapes = new List<(int Mt, int Ms)>();
+        if (WsForce is { } f) shapes.Add((f.MT, f.WN / 2));
+        else if (m <= 64) { shapes.Add((64, 1)); shapes.Add((64, 2)); }
+        else if (m <= 128) { shapes.Add((128, 1)); shapes.Add((128, 2)); }
+        else { shapes.Add((256, 1)); shapes.Add((128, 2)); }
+        foreach (var (mt, ms) in shapes)
         {
             int rows = 128 * ms;
             if (n % rows != 0) continue;
@@ -120,17 +130,17 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
                 long ctas = (long)tiles * splits;
                 double waves = Math.Ceiling((double)ctas / sms);
                 double active = Math.Min(ctas, sms);
-                double mma = 2.0 * rows * mt * 128 / 8500, decode = 260.0 * ms;
-                double bytes = rows * 64 / Math.Min(30.0, 1700.0 / active) + mt * 128 / 40.0;
+                double mma = 2.0 * rows * mt * 128 / 8500, decode = 300.0 * ms;
+                double bytes = rows * 64 / Math.Min(30.0, 1700.0 / active) + mt * 128 / 60.0;
                 double cost = waves * (gps * Math.Max(mma, Math.Max(decode, bytes)) + 2000);
                 if (splits > 1) cost += (double)m * n * 4 * (splits + 1) / 1700.0;
                 if (cost < bestCost * 0.98)
                 {
                     bestCost = cost;
-                    best = new GemmPlan(mt, 2 * ms, 2, splits, gps * 2, mTiles, nTiles, 8, Mma: false, Ws: true);
+                    best = new GemmPlan(mt, 2 * ms, ms == 1 ? WsWait : 1, splits, gps * 2, mTiles, nTiles, 8, Mma: false, Ws: true);
                 }
             }
         }
-        return best ?? throw new ArgumentException($"W4A8 GEMM: N={n} must be a multiple of 128");
+        return best ?? throw new ArgumentException($"W4A8 GEMM: no warp-specialized shape fits N={n}");
     }
 }

@@ -16,24 +16,27 @@ public sealed class W4A8Gemm : IDisposable
         public int M, N, K, KBlocksPerSplit, Splits, GroupM;
     }
 
-    /// <summary>W4A8GemmWs.cu's parameters: the activations' TMA descriptor first (64-byte aligned in the kernel).</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    /// <summary>W4A8GemmWs.cu's parameters: three TMA descriptors first (64-byte aligned in the kernel).</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 512)]
     internal unsafe struct WsParams
     {
-        [FieldOffset(0)] public fixed byte TensorMap[128];
-        [FieldOffset(128)] public ulong TokenScale;
-        [FieldOffset(136)] public ulong Weight;
-        [FieldOffset(144)] public ulong Scales;
-        [FieldOffset(152)] public ulong ChannelScale;
-        [FieldOffset(160)] public ulong Y;
-        [FieldOffset(168)] public ulong Workspace;
-        [FieldOffset(176)] public ulong Counters;
-        [FieldOffset(184)] public int M;
-        [FieldOffset(188)] public int N;
-        [FieldOffset(192)] public int K;
-        [FieldOffset(196)] public int KBlocksPerSplit;
-        [FieldOffset(200)] public int Splits;
-        [FieldOffset(204)] public int GroupM;
+        [FieldOffset(0)] public fixed byte ActMap[128];
+        [FieldOffset(128)] public fixed byte WeightMap[128];
+        [FieldOffset(256)] public fixed byte SigmaMap[128];
+        [FieldOffset(384)] public ulong TokenScale;
+        [FieldOffset(392)] public ulong Weight;
+        [FieldOffset(400)] public ulong Scales;
+        [FieldOffset(408)] public ulong ChannelScale;
+        [FieldOffset(416)] public ulong Y;
+        [FieldOffset(424)] public ulong Workspace;
+        [FieldOffset(432)] public ulong Counters;
+        [FieldOffset(440)] public int M;
+        [FieldOffset(444)] public int N;
+        [FieldOffset(448)] public int K;
+        [FieldOffset(452)] public int KBlocksPerSplit;
+        [FieldOffset(456)] public int Splits;
+        [FieldOffset(460)] public int GroupM;
+        [FieldOffset(464)] public int Flags;
     }
 
     readonly KernelCache kernels;
@@ -101,7 +104,8 @@ public sealed class W4A8Gemm : IDisposable
                 ChannelScale = w.ChannelScale.Pointer, Y = y.Pointer, Workspace = ws, Counters = counters,
                 M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
             };
-            EncodeActivationMap(ref wp, x8.Pointer, m, w.K, pl.MT);
+            if (WsTensorMapWeights) wp.Flags |= 1;
+            SetMaps(ref wp, x8.Pointer, m, w, pl.MT, 4 * pl.WN);
             f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)pl.W4A8Threads, wp, pl.W4A8SharedBytes);
             return;
         }
@@ -114,20 +118,43 @@ public sealed class W4A8Gemm : IDisposable
         f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)pl.W4A8Threads, p, pl.W4A8SharedBytes);
     }
 
+    /// <summary>Weights and σ through two TMA maps (3 copies per stage) rather than 2 bulk copies per 16-row slab.</summary>
+    public static bool WsTensorMapWeights { get; set; } = true;
+
+    // Encoded TMA descriptors by (address, rows, row bytes, box): a host call each, cached because the runtime reuses buffers.
+    readonly Dictionary<(ulong, long, long, int, int, bool), byte[]> maps = new();
+
     /// <summary>
-    /// TMA map of x8 [M][K] bytes: box of 128 k × <paramref name="tokens"/> rows with 128-byte swizzle (wgmma's
-    /// K-major SWIZZLE_128B layout), rows past M read as zeros. Encoding is a host call (no device work).
+    /// The three TMA maps of the warp-specialized kernel: x8 [M][K] bytes with a 128 × <paramref name="tokens"/> box and
+    /// 128-byte swizzle (wgmma's K-major SWIZZLE_128B layout; rows past M read as zeros); the tiled codes as u64
+    /// [N/16][K] with a 1 KB × <paramref name="slabs"/> box (the two 512-byte k-blocks of a group per slab, unswizzled, the
+    /// layout the consumers read); σ pairs as u64 [N/16][K/64] with a 16 B × slabs box.
     /// </summary>
-    static unsafe void EncodeActivationMap(ref WsParams p, ulong x8, int m, int k, int tokens)
+    unsafe void SetMaps(ref WsParams p, ulong x8, int m, W4A8GemmOperands w, int tokens, int slabs)
     {
-        ulong* dims = stackalloc ulong[2] { (ulong)k, (ulong)m };
-        ulong* strides = stackalloc ulong[1] { (ulong)k };
-        uint* box = stackalloc uint[2] { 128, (uint)tokens };
-        uint* elem = stackalloc uint[2] { 1, 1 };
-        fixed (byte* map = p.TensorMap)
-            CudaException.Check(Driver.cuTensorMapEncodeTiled(map, Driver.TensorMapUint8, 2, x8, dims, strides, box, elem,
-                Driver.TensorMapInterleaveNone, Driver.TensorMapSwizzle128B, Driver.TensorMapL2Promotion256B, Driver.TensorMapOobFillZero),
-                $"cuTensorMapEncodeTiled(x8 {m}x{k}, box 128x{tokens})");
+        fixed (byte* a = p.ActMap) Map(a, x8, Driver.TensorMapUint8, w.K, m, w.K, 128, tokens, swizzle: true);
+        fixed (byte* b = p.WeightMap) Map(b, w.WeightTiled.Pointer, Driver.TensorMapUint64, w.K, w.N / 16, (long)w.K * 8, 128, slabs, swizzle: false);
+        fixed (byte* c = p.SigmaMap) Map(c, w.SigmaTiled.Pointer, Driver.TensorMapUint64, w.K / 64, w.N / 16, (long)w.K / 8, 2, slabs, swizzle: false);
+    }
+
+    unsafe void Map(byte* dst, ulong address, int type, long cols, long rows, long rowBytes, int boxCols, int boxRows, bool swizzle)
+    {
+        var key = (address, rows, rowBytes, boxRows, type, swizzle);
+        if (!maps.TryGetValue(key, out var enc))
+        {
+            enc = new byte[128];
+            ulong* dims = stackalloc ulong[2] { (ulong)cols, (ulong)rows };
+            ulong* strides = stackalloc ulong[1] { (ulong)rowBytes };
+            uint* box = stackalloc uint[2] { (uint)boxCols, (uint)boxRows };
+            uint* elem = stackalloc uint[2] { 1, 1 };
+            fixed (byte* e = enc)
+                CudaException.Check(Driver.cuTensorMapEncodeTiled(e, type, 2, address, dims, strides, box, elem, Driver.TensorMapInterleaveNone,
+                    swizzle ? Driver.TensorMapSwizzle128B : Driver.TensorMapSwizzleNone, Driver.TensorMapL2Promotion256B, Driver.TensorMapOobFillZero),
+                    $"cuTensorMapEncodeTiled({rows}x{cols}, box {boxRows}x{boxCols})");
+            if (maps.Count > 256) maps.Clear();
+            maps[key] = enc;
+        }
+        new ReadOnlySpan<byte>(enc).CopyTo(new Span<byte>(dst, 128));
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>

@@ -24,6 +24,8 @@
 struct alignas(64) TmaDesc { u64 v[16]; };
 struct alignas(64) W4A8WsParams {
     TmaDesc act;               // x8 [M][K] u8, GEMM order; box {128 k, NTOK tokens}, SWIZZLE_128B, zero OOB fill
+    TmaDesc wmap;              // tiled codes as u64 [N/16][K]: box {128 (= 2 k-blocks, 1 KB), CTA slabs}, no swizzle
+    TmaDesc smap;              // sigma pairs as u64 [N/16][K/64]: box {2 (= one group, 16 B), CTA slabs}
     const float* tokenScale;   // [M]
     const u8* weight;          // tiled codes (W4A8WeightPrep.cu)
     const u8* sigma;           // [N/16][K/128][8] u16 byte pairs
@@ -35,8 +37,9 @@ struct alignas(64) W4A8WsParams {
     int kBlocksPerSplit;       // 64-wide k-blocks per split (even: splits are group aligned)
     int splits;
     int groupM;                // raster: this many m-tiles share one n-tile column group
+    int flags;                 // bit 0: weights and sigma through wmap/smap (3 TMA ops per stage) instead of 1-D bulk copies
 };
-static_assert(sizeof(W4A8WsParams) == 256, "W4A8WsParams must match W4A8Gemm.cs");
+static_assert(sizeof(W4A8WsParams) == 512, "W4A8WsParams must match W4A8Gemm.cs");
 
 __device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory");
@@ -93,16 +96,16 @@ struct WsShape {
     static constexpr int S_BYTES = SLABS * 16;
     static constexpr int TX_BYTES = ACT_BYTES + W_BYTES + S_BYTES;
     static constexpr int STAGE = (TX_BYTES + 1023) / 1024 * 1024;
-    static constexpr int STAGES = (200 * 1024) / STAGE < 8 ? (200 * 1024) / STAGE : 8;
+    static constexpr int STAGES = (216 * 1024) / STAGE < 8 ? (216 * 1024) / STAGE : 8;
     // Ring + 2*STAGES mbarriers + ticket, plus 1 KB to align the ring to 1024 (the 128-byte swizzle atom).
     static constexpr int SMEM = STAGES * STAGE + 1024 + 1024;
 };
 
-template <int MS, int NTOK>
+template <int MS, int NTOK, int WAIT>
 __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base, u32 barBase, volatile u32* ticket,
                                                 int m0, int mt, int nt, int mTiles, int nSteps);
 
-template <int MS, int NTOK>
+template <int MS, int NTOK, int WAIT>
 __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
     using S = WsShape<MS, NTOK>;
     constexpr int STAGES = S::STAGES;
@@ -152,9 +155,13 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
                 if (lane == 0) {
                     mbar_expect_tx(full, S::TX_BYTES);
                     tma_load_2d(stage, &p.act, g * 128, m0, full);
+                    if (p.flags & 1) {
+                        tma_load_2d(stage + S::ACT_BYTES, &p.wmap, g * 128, nt * S::SLABS, full);
+                        tma_load_2d(stage + S::ACT_BYTES + S::W_BYTES, &p.smap, g * 2, nt * S::SLABS, full);
+                    }
                 }
                 __syncwarp();
-                if (lane < S::SLABS) {
+                if (!(p.flags & 1) && lane < S::SLABS) {
                     bulk_g2s(stage + S::ACT_BYTES + lane * 1024, p.weight + ((size_t)slab * kBlocks + 2 * g) * 512, 1024, full);
                     bulk_g2s(stage + S::ACT_BYTES + S::W_BYTES + lane * 16, p.sigma + ((size_t)slab * groups + g) * 16, 16, full);
                 }
@@ -163,73 +170,86 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
     } else {
         // setmaxnreg acts only when each role is one branch of a single if/else (HOPPER.md; ptxas warning C7508).
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
-        w4a8_ws_consume<MS, NTOK>(p, base, barBase, ticket, m0, mt, nt, mTiles, nSteps);
+        w4a8_ws_consume<MS, NTOK, WAIT>(p, base, barBase, ticket, m0, mt, nt, mTiles, nSteps);
     }
 }
 
-template <int MS, int NTOK>
+// One stage (128-wide k group) of a consumer warpgroup. A registers: WAIT = 1 keeps one wgmma group in flight while
+// converting the next k-block (2 buffers, index q); WAIT = 2 keeps two (4 buffers, index 2*PAR + q, PAR = stage
+// parity, so every index is a compile-time constant). Releases the previous stage once its last group has completed.
+template <int MS, int NTOK, int WAIT, int PAR, int NB>
+__device__ __forceinline__ void w4a8_ws_stage(float (&acc)[MS][NTOK / 2], u32 (&areg)[NB][MS][8], u32 base, u32 barBase,
+                                              int st, int cw, int warp, int lane, int gid) {
+    using S = WsShape<MS, NTOK>;
+    constexpr int STAGES = S::STAGES;
+    const int s = st % STAGES;
+    mbar_wait(barBase + 8u * s, (st / STAGES) & 1);
+    const u32 stage = base + s * S::STAGE;
+    Lut lut[MS][2];
+    u32x4 wv[MS][2];
+#pragma unroll
+    for (int ms = 0; ms < MS; ++ms) {
+        const int j = (cw * MS + ms) * 4 + warp; // this warp's 16-row slab in the CTA
+        load_luts(lds_u16(stage + S::ACT_BYTES + S::W_BYTES + j * 16 + gid * 2), lut[ms][0], lut[ms][1]);
+        wv[ms][0] = lds_v4(stage + S::ACT_BYTES + j * 1024 + lane * 16);
+        wv[ms][1] = lds_v4(stage + S::ACT_BYTES + j * 1024 + 512 + lane * 16);
+    }
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+        const int buf = WAIT == 1 ? q : 2 * PAR + q;
+#pragma unroll
+        for (int ms = 0; ms < MS; ++ms) {
+            u32* a = areg[buf][ms];
+            convert8(wv[ms][q].x, lut[ms][0], lut[ms][1], a[0], a[1]);
+            convert8(wv[ms][q].y, lut[ms][0], lut[ms][1], a[2], a[3]);
+            convert8(wv[ms][q].z, lut[ms][0], lut[ms][1], a[4], a[5]);
+            convert8(wv[ms][q].w, lut[ms][0], lut[ms][1], a[6], a[7]);
+        }
+        asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#pragma unroll
+        for (int ks = 0; ks < 2; ++ks) {
+            const u64 desc = sw128_desc(stage + q * 64 + ks * 32);
+#pragma unroll
+            for (int ms = 0; ms < MS; ++ms) {
+                const u32* a = areg[buf][ms];
+                Wgmma<NTOK>::run(acc[ms], a[4 * ks], a[4 * ks + 1], a[4 * ks + 2], a[4 * ks + 3], desc, 1);
+            }
+        }
+        asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(WAIT) : "memory");
+        // The group that just completed read buffer `done`: keep its registers alive (unmoved) until here.
+        const int done = WAIT == 1 ? (q ^ 1) : (2 * (PAR ^ 1) + q);
+#pragma unroll
+        for (int ms = 0; ms < MS; ++ms) {
+            u32* prev = areg[done][ms];
+            asm volatile("" : "+r"(prev[0]), "+r"(prev[1]), "+r"(prev[2]), "+r"(prev[3]), "+r"(prev[4]), "+r"(prev[5]), "+r"(prev[6]), "+r"(prev[7]));
+        }
+        // Every group of the previous stage has completed after group 2st + WAIT - 1 of this one: release it.
+        if (q == WAIT - 1 && st > 0) {
+            __syncwarp();
+            if (lane == 0) mbar_arrive(barBase + 8u * (STAGES + (st - 1) % STAGES));
+        }
+    }
+}
+
+template <int MS, int NTOK, int WAIT>
 __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base, u32 barBase, volatile u32* ticket,
                                                 int m0, int mt, int nt, int mTiles, int nSteps) {
     using S = WsShape<MS, NTOK>;
-    constexpr int STAGES = S::STAGES;
     const int ct = threadIdx.x - 128;
     const int cw = ct >> 7, warp = (ct >> 5) & 3, lane = ct & 31, gid = lane >> 2, tig = lane & 3;
-    constexpr int NACC = NTOK / 2;
+    constexpr int NACC = NTOK / 2, NB = 2 * WAIT;
     float acc[MS][NACC];
 #pragma unroll
     for (int ms = 0; ms < MS; ++ms)
 #pragma unroll
         for (int i = 0; i < NACC; ++i) acc[ms][i] = 0.f;
 
-    u32 areg[2][MS][8];
+    u32 areg[NB][MS][8];
 #pragma unroll 1
-    for (int st = 0; st < nSteps; ++st) {
-        const int s = st % STAGES;
-        mbar_wait(barBase + 8u * s, (st / STAGES) & 1);
-        const u32 stage = base + s * S::STAGE;
-        Lut lut[MS][2];
-        u32x4 wv[MS][2];
-#pragma unroll
-        for (int ms = 0; ms < MS; ++ms) {
-            const int j = (cw * MS + ms) * 4 + warp; // this warp's 16-row slab in the CTA
-            load_luts(lds_u16(stage + S::ACT_BYTES + S::W_BYTES + j * 16 + gid * 2), lut[ms][0], lut[ms][1]);
-            wv[ms][0] = lds_v4(stage + S::ACT_BYTES + j * 1024 + lane * 16);
-            wv[ms][1] = lds_v4(stage + S::ACT_BYTES + j * 1024 + 512 + lane * 16);
-        }
-#pragma unroll
-        for (int q = 0; q < 2; ++q) {
-#pragma unroll
-            for (int ms = 0; ms < MS; ++ms) {
-                u32* a = areg[q][ms];
-                convert8(wv[ms][q].x, lut[ms][0], lut[ms][1], a[0], a[1]);
-                convert8(wv[ms][q].y, lut[ms][0], lut[ms][1], a[2], a[3]);
-                convert8(wv[ms][q].z, lut[ms][0], lut[ms][1], a[4], a[5]);
-                convert8(wv[ms][q].w, lut[ms][0], lut[ms][1], a[6], a[7]);
-            }
-            asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-#pragma unroll
-            for (int ks = 0; ks < 2; ++ks) {
-                const u64 desc = sw128_desc(stage + q * 64 + ks * 32);
-#pragma unroll
-                for (int ms = 0; ms < MS; ++ms) {
-                    const u32* a = areg[q][ms];
-                    Wgmma<NTOK>::run(acc[ms], a[4 * ks], a[4 * ks + 1], a[4 * ks + 2], a[4 * ks + 3], desc, 1);
-                }
-            }
-            asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-            asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
-            // The group just completed read the other A buffer: keep its registers alive (unmoved) until here.
-#pragma unroll
-            for (int ms = 0; ms < MS; ++ms) {
-                u32* prev = areg[q ^ 1][ms];
-                asm volatile("" : "+r"(prev[0]), "+r"(prev[1]), "+r"(prev[2]), "+r"(prev[3]), "+r"(prev[4]), "+r"(prev[5]), "+r"(prev[6]), "+r"(prev[7]));
-            }
-            // After the first group of this stage, every group of the previous stage has completed: release it.
-            if (q == 0 && st > 0) {
-                __syncwarp();
-                if (lane == 0) mbar_arrive(barBase + 8u * (STAGES + (st - 1) % STAGES));
-            }
-        }
+    for (int st = 0; st < nSteps; st += 2) {
+        w4a8_ws_stage<MS, NTOK, WAIT, 0, NB>(acc, areg, base, barBase, st, cw, warp, lane, gid);
+        if (st + 1 < nSteps) w4a8_ws_stage<MS, NTOK, WAIT, 1, NB>(acc, areg, base, barBase, st + 1, cw, warp, lane, gid);
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
 
@@ -285,11 +305,16 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
 }
 
 // 384 threads, one CTA per SM (the register cap at entry is what setmaxnreg redistributes: 128*40 + 256*232 <= 64K).
-#define W4A8_WS_INSTANCE(MS, NTOK)                                                                                   \
-    extern "C" __global__ void __launch_bounds__(384, 1) w4a8_ws_n##NTOK##_r##MS(const __grid_constant__ W4A8WsParams p) { \
-        w4a8_ws_impl<MS, NTOK>(p);                                                                                     \
+#define W4A8_WS_INSTANCE(MS, NTOK, WAIT)                                                                                \
+    extern "C" __global__ void __launch_bounds__(384, 1)                                                               \
+        w4a8_ws_n##NTOK##_r##MS##_w##WAIT(const __grid_constant__ W4A8WsParams p) {                                    \
+        w4a8_ws_impl<MS, NTOK, WAIT>(p);                                                                               \
     }
-W4A8_WS_INSTANCE(1, 64)
-W4A8_WS_INSTANCE(2, 64)
-W4A8_WS_INSTANCE(1, 128)
-W4A8_WS_INSTANCE(2, 128)
+W4A8_WS_INSTANCE(1, 64, 1)
+W4A8_WS_INSTANCE(2, 64, 1)
+W4A8_WS_INSTANCE(1, 128, 1)
+W4A8_WS_INSTANCE(2, 128, 1)
+W4A8_WS_INSTANCE(1, 256, 1)
+W4A8_WS_INSTANCE(1, 64, 2)
+W4A8_WS_INSTANCE(1, 128, 2)
+W4A8_WS_INSTANCE(1, 256, 2)

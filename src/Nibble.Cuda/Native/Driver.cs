@@ -52,6 +52,8 @@ static partial class Driver
         ulong* globalDim, ulong* globalStrides, uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
     // CUtensorMap enums used by Nibble (cuda.h).
     public const int TensorMapUint8 = 0;
+    public const int TensorMapUint64 = 4;
+    public const int TensorMapSwizzleNone = 0;
     public const int TensorMapInterleaveNone = 0;
     public const int TensorMapSwizzle128B = 3;
     public const int TensorMapL2Promotion256B = 3;
