@@ -93,11 +93,11 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
     public static int WsSharedBytes(int mt, int ms)
     {
         int slabs = 8 * ms, tx = mt * 128 + slabs * 1024 + slabs * 16, stage = (tx + 1023) / 1024 * 1024;
-        return Math.Min(8, 216 * 1024 / stage) * stage + 2048;
+        return Math.Min(16, 216 * 1024 / stage) * stage + 3072;
     }
 
-    /// <summary>wgmma groups kept in flight by the 128-row (WN = 2) warp-specialized kernels (1 or 2).</summary>
-    public static int WsWait { get; set; } = 2;
+    /// <summary>wgmma groups kept in flight by the warp-specialized kernels (only 1 is built: 2 was serialized by ptxas).</summary>
+    public static int WsWait { get; set; } = 1;
     /// <summary>Test/bench override of the warp-specialized shape: (token tile, WN); null = cost model.</summary>
     public static (int MT, int WN)? WsForce { get; set; }
 
@@ -132,12 +132,12 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
                 double active = Math.Min(ctas, sms);
                 double mma = 2.0 * rows * mt * 128 / 8500, decode = 300.0 * ms;
                 double bytes = rows * 64 / Math.Min(30.0, 1700.0 / active) + mt * 128 / 60.0;
-                double cost = waves * (gps * Math.Max(mma, Math.Max(decode, bytes)) + 2000);
+                double cost = waves * (gps * Math.Max(mma, Math.Max(decode, bytes)) + 1000);
                 if (splits > 1) cost += (double)m * n * 4 * (splits + 1) / 1700.0;
                 if (cost < bestCost * 0.98)
                 {
                     bestCost = cost;
-                    best = new GemmPlan(mt, 2 * ms, ms == 1 ? WsWait : 1, splits, gps * 2, mTiles, nTiles, 8, Mma: false, Ws: true);
+                    best = new GemmPlan(mt, 2 * ms, WsWait, splits, gps * 2, mTiles, nTiles, 8, Mma: false, Ws: true);
                 }
             }
         }

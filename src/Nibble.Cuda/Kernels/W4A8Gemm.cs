@@ -106,7 +106,8 @@ public sealed class W4A8Gemm : IDisposable
             };
             if (WsTensorMapWeights) wp.Flags |= 1;
             SetMaps(ref wp, x8.Pointer, m, w, pl.MT, 4 * pl.WN);
-            f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)pl.W4A8Threads, wp, pl.W4A8SharedBytes);
+            // Persistent: one CTA per SM loops over the (tile, split) work units.
+            f.Launch(stream, ((uint)Math.Min((long)pl.Ctas * pl.Splits, context.MultiprocessorCount), 1, 1), (uint)pl.W4A8Threads, wp, pl.W4A8SharedBytes);
             return;
         }
         var p = new Params

@@ -202,15 +202,16 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
         __syncthreads();
         if (ticket != (u32)(p.splits - 1)) return;
         __threadfence();
+        // Split loop outermost: each pass issues all NACC loads at once (one memory latency per split, not per
+        // element: the per-element loop made mid-M split-K plans latency-bound). Same summation order as before.
+#pragma unroll 1
+        for (int z = 0; z < p.splits; ++z)
 #pragma unroll
-        for (int i = 0; i < NACC; ++i) {
-            int n = nb * 16 + gid + 8 * ((i & 3) >> 1), m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
-            if (m < p.M) {
-                float s = 0.f;
-                for (int z = 0; z < p.splits; ++z) s += ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n);
-                acc[i] = s;
+            for (int i = 0; i < NACC; ++i) {
+                int n = nb * 16 + gid + 8 * ((i & 3) >> 1), m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
+                const float v = m < p.M ? ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n) : 0.f;
+                acc[i] = z == 0 ? v : acc[i] + v;
             }
-        }
         if (threadIdx.x == 0) *counter = 0u;
     }
     const int nA = nb * 16 + gid;
