@@ -158,18 +158,19 @@ public class W4A8KernelTests(ITestOutputHelper output)
         using var gemm = new W4A8Gemm(Gpu.Kernels, ctx);
         try
         {
-        for (int rep = 0; rep < 4; rep++) // weights through TMA maps and through bulk copies, each twice (split-K tickets reset)
+        for (int rep = 0; rep < 4; rep++) // weights through TMA maps and bulk copies, k walk rotated or not (split-K tickets reset)
         {
             W4A8Gemm.WsTensorMapWeights = rep < 2;
+            W4A8Gemm.WsRotateK = rep % 2 == 0; // rotated k walk (different summation order) and the plain one
             dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
             gemm.Run(stream, d8g, ds, ops, dy, m, plan);
             var got = dy.ToArray(stream);
             var err = Reference.RelativeError(got, expected);
-            output.WriteLine($"ws M={m} N={n} K={k} {plan.W4A8Kernel} splits={plan.Splits} tma-weights={W4A8Gemm.WsTensorMapWeights} rel. Frobenius error {err:E2}; worst rows {Reference.WorstRows(got, expected, m, n)}");
+            output.WriteLine($"ws M={m} N={n} K={k} {plan.W4A8Kernel} splits={plan.Splits} tma-weights={W4A8Gemm.WsTensorMapWeights} rotate-k={W4A8Gemm.WsRotateK} rel. Frobenius error {err:E2}; worst rows {Reference.WorstRows(got, expected, m, n)}");
             Assert.True(err <= 2.5e-3, $"relative error {err:E3} > 2.5e-3");
         }
         }
-        finally { W4A8Gemm.WsTensorMapWeights = true; }
+        finally { W4A8Gemm.WsTensorMapWeights = true; W4A8Gemm.WsRotateK = true; }
     }
 
     [Theory]

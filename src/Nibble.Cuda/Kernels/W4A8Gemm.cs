@@ -105,6 +105,7 @@ public sealed class W4A8Gemm : IDisposable
                 M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
             };
             if (WsTensorMapWeights) wp.Flags |= 1;
+            if (WsRotateK) wp.Flags |= 2;
             SetMaps(ref wp, x8.Pointer, m, w, pl.MT, 4 * pl.WN);
             // Persistent: one CTA per SM loops over the (tile, split) work units.
             f.Launch(stream, ((uint)Math.Min((long)pl.Ctas * pl.Splits, context.MultiprocessorCount), 1, 1), (uint)pl.W4A8Threads, wp, pl.W4A8SharedBytes);
@@ -121,6 +122,8 @@ public sealed class W4A8Gemm : IDisposable
 
     /// <summary>Weights and σ through two TMA maps (3 copies per stage) rather than 2 bulk copies per 16-row slab.</summary>
     public static bool WsTensorMapWeights { get; set; } = true;
+    /// <summary>Start each n-tile's k walk at a different 128-wide group (spreads concurrent activation reads over L2).</summary>
+    public static bool WsRotateK { get; set; } = true;
 
     // Encoded TMA descriptors by (address, rows, row bytes, box): a host call each, cached because the runtime reuses buffers.
     readonly Dictionary<(ulong, long, long, int, int, bool), byte[]> maps = new();

@@ -37,7 +37,8 @@ struct alignas(64) W4A8WsParams {
     int kBlocksPerSplit;       // 64-wide k-blocks per split (even: splits are group aligned)
     int splits;
     int groupM;                // raster: this many m-tiles share one n-tile column group
-    int flags;                 // bit 0: weights and sigma through wmap/smap (3 TMA ops per stage) instead of 1-D bulk copies
+    int flags;                 // bit 0: weights and sigma through wmap/smap (3 TMA ops per stage) instead of 1-D bulk copies;
+                               // bit 1: rotate each n-tile's k order (spreads concurrent activation reads over L2)
 };
 static_assert(sizeof(W4A8WsParams) == 512, "W4A8WsParams must match W4A8Gemm.cs");
 
@@ -159,12 +160,16 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
 #pragma unroll 1
             for (int w = blockIdx.x; w < work; w += gridDim.x) {
                 const WsTile t = ws_tile<NTOK, S::ROWS>(p, w);
+                // flags bit 1: start each n-tile's k walk at a different group. CTAs running together mostly share
+                // one activation tile (all of them at M <= 256); walking it in lockstep made every SM read the same
+                // 32 KB at once from the same L2 slices (2.4 us per stage at M = 256 against 0.8 at M = 2048).
+                const int rot = (p.flags & 2) ? t.nt % t.nSteps : 0;
 #pragma unroll 1
                 for (int st = 0; st < t.nSteps; ++st, ++it) {
                     const int s = it % STAGES;
                     if (it >= STAGES) mbar_wait(barBase + 8u * (STAGES + s), ((it / STAGES) - 1) & 1);
                     const u32 stage = base + s * S::STAGE, full = barBase + 8u * s;
-                    const int g = t.gBegin + st;
+                    const int g = t.gBegin + (st + rot < t.nSteps ? st + rot : st + rot - t.nSteps);
                     mbar_expect_tx(full, S::TX_BYTES);
                     tma_load_2d(stage, &p.act, g * 128, t.mt * NTOK, full);
                     if (p.flags & 1) {
@@ -265,8 +270,8 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
     for (int w = blockIdx.x; w < work; w += gridDim.x) {
         const WsTile t = ws_tile<NTOK, S::ROWS>(p, w);
         const int m0 = t.mt * NTOK;
-        // Stage this tile's token scales in shared memory (the epilogue reads each one 2*MS*... times; global loads
-        // there were a third of all stall samples). The barrier keeps the previous tile's epilogue readers first.
+        // Stage this tile's token scales in shared memory (per-element global loads in the epilogue were a third of
+        // all stall samples in ncu). The barrier keeps the previous tile's epilogue readers first.
         consumer_sync();
         for (int i = ct; i < NTOK; i += 256) tsm[i] = m0 + i < p.M ? p.tokenScale[m0 + i] : 0.f;
 #pragma unroll
