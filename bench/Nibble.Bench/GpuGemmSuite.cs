@@ -34,6 +34,7 @@ public static class GpuGemmSuite
         // Warp-specialized variants: wgmma groups in flight, weights by TMA maps or bulk copies, forced shape "MT:WN".
         if (Arg(args, "--ws-wait") is { } wsWait) GemmPlan.WsWait = int.Parse(wsWait);
         if (Arg(args, "--ws-tmaw") is { } wsTmaw) W4A8Gemm.WsTensorMapWeights = wsTmaw != "0";
+        if (Arg(args, "--ws-model") is { } wsModel) GemmPlan.WsModel = int.Parse(wsModel);
         if (Arg(args, "--ws-rot") is { } wsRot) W4A8Gemm.WsRotateK = wsRot != "0";
         if (Arg(args, "--ws-force") is { } wsForce) GemmPlan.WsForce = (int.Parse(wsForce.Split(':')[0]), int.Parse(wsForce.Split(':')[1]));
         bool onlyW4a8 = args.Contains("--only-w4a8");

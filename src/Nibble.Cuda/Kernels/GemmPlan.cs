@@ -98,6 +98,8 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
 
     /// <summary>wgmma groups kept in flight by the warp-specialized kernels (only 1 is built: 2 was serialized by ptxas).</summary>
     public static int WsWait { get; set; } = 1;
+    /// <summary>Cost-model constants of <see cref="ChooseWs"/> (1 = fitted to measurements, 0 = first guess; bench comparison).</summary>
+    public static int WsModel { get; set; } = 1;
     /// <summary>Test/bench override of the warp-specialized shape: (token tile, WN); null = cost model.</summary>
     public static (int MT, int WN)? WsForce { get; set; }
 
@@ -130,9 +132,12 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
                 long ctas = (long)tiles * splits;
                 double waves = Math.Ceiling((double)ctas / sms);
                 double active = Math.Min(ctas, sms);
-                double mma = 2.0 * rows * mt * 128 / 8500, decode = 300.0 * ms;
+                // Model 1 (run 3 of gemm-large): a consumer warpgroup pair needs ~1100 clk per group and 64-row slice
+                // (decode + wgmma latency chain; measured 1200-2400 clk per stage at mid M), ~4000 clk per work unit
+                // (pipeline fill, epilogue). Model 0: the first guess (300 clk, 1000 clk).
+                double mma = 2.0 * rows * mt * 128 / 8500, decode = (WsModel == 1 ? 1100.0 : 300.0) * ms;
                 double bytes = rows * 64 / Math.Min(30.0, 1700.0 / active) + mt * 128 / 60.0;
-                double cost = waves * (gps * Math.Max(mma, Math.Max(decode, bytes)) + 1000);
+                double cost = waves * (gps * Math.Max(mma, Math.Max(decode, bytes)) + (WsModel == 1 ? 4000 : 1000));
                 if (splits > 1) cost += (double)m * n * 4 * (splits + 1) / 1700.0;
                 if (cost < bestCost * 0.98)
                 {
