@@ -98,8 +98,12 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
 
     /// <summary>wgmma groups kept in flight by the warp-specialized kernels (only 1 is built: 2 was serialized by ptxas).</summary>
     public static int WsWait { get; set; } = 1;
-    /// <summary>Cost-model constants of <see cref="ChooseWs"/> (1 = fitted to measurements, 0 = first guess; bench comparison).</summary>
-    public static int WsModel { get; set; } = 1;
+    /// <summary>
+    /// Cost-model constants of <see cref="ChooseWs"/>: 0 (default) = first guess, 1 = refitted to run 3's per-stage
+    /// times. Run 4 measured both at M = 64..256 on the same card: model 1 splits K more and lost where it did
+    /// (10240×8192 M=128 68 µs against 41, 12288² M=64 74 against 50), won once (8192×28672 M=128 80 against 98).
+    /// </summary>
+    public static int WsModel { get; set; } = 0;
     /// <summary>Test/bench override of the warp-specialized shape: (token tile, WN); null = cost model.</summary>
     public static (int MT, int WN)? WsForce { get; set; }
 

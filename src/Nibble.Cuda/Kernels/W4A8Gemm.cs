@@ -122,8 +122,11 @@ public sealed class W4A8Gemm : IDisposable
 
     /// <summary>Weights and σ through two TMA maps (3 copies per stage) rather than 2 bulk copies per 16-row slab.</summary>
     public static bool WsTensorMapWeights { get; set; } = true;
-    /// <summary>Start each n-tile's k walk at a different 128-wide group (spreads concurrent activation reads over L2).</summary>
-    public static bool WsRotateK { get; set; } = true;
+    /// <summary>
+    /// Start each n-tile's k walk at a different 128-wide group (meant to spread concurrent activation reads over L2).
+    /// Off: run 4 measured no difference (M=256: 65.2 µs rotated, 64.1 plain), so the L2 hot-spot guess was wrong.
+    /// </summary>
+    public static bool WsRotateK { get; set; } = false;
 
     // Encoded TMA descriptors by (address, rows, row bytes, box): a host call each, cached because the runtime reuses buffers.
     readonly Dictionary<(ulong, long, long, int, int, bool), byte[]> maps = new();

@@ -160,9 +160,9 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
 #pragma unroll 1
             for (int w = blockIdx.x; w < work; w += gridDim.x) {
                 const WsTile t = ws_tile<NTOK, S::ROWS>(p, w);
-                // flags bit 1: start each n-tile's k walk at a different group. CTAs running together mostly share
-                // one activation tile (all of them at M <= 256); walking it in lockstep made every SM read the same
-                // 32 KB at once from the same L2 slices (2.4 us per stage at M = 256 against 0.8 at M = 2048).
+                // flags bit 1: start each n-tile's k walk at a different group, so that CTAs sharing one activation
+                // tile (all of them at M <= 256) do not read the same 32 KB at once. Measured: no effect (off by
+                // default); M = 256 stays at ~2 us per stage against 0.8 at M = 2048 for another reason.
                 const int rot = (p.flags & 2) ? t.nt % t.nSteps : 0;
 #pragma unroll 1
                 for (int st = 0; st < t.nSteps; ++st, ++it) {
