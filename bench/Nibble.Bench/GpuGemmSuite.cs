@@ -31,8 +31,7 @@ public static class GpuGemmSuite
         if (Arg(args, "--large-ks") is { } lks) GemmPlan.LargeKs = int.Parse(lks);
         if (Arg(args, "--mma-ring") is { } ring) W4A8Gemm.DefaultMmaRing = int.Parse(ring);
         if (Arg(args, "--ws") is { } wsArg) W4A8Gemm.DefaultWarpSpecialized = wsArg != "0";
-        // Warp-specialized variants: wgmma groups in flight, weights by TMA maps or bulk copies, forced shape "MT:WN".
-        if (Arg(args, "--ws-wait") is { } wsWait) GemmPlan.WsWait = int.Parse(wsWait);
+        // Warp-specialized variants: weights by TMA maps or bulk copies, k-walk rotation, plan cost model, forced shape "MT:WN".
         if (Arg(args, "--ws-tmaw") is { } wsTmaw) W4A8Gemm.WsTensorMapWeights = wsTmaw != "0";
         if (Arg(args, "--ws-model") is { } wsModel) GemmPlan.WsModel = int.Parse(wsModel);
         if (Arg(args, "--ws-rot") is { } wsRot) W4A8Gemm.WsRotateK = wsRot != "0";

@@ -7,7 +7,8 @@ namespace Nibble.Cuda.Kernels;
 /// exist, keeping all 132 SMs streaming weights; each split covers whole 128-wide groups.
 /// </summary>
 /// <remarks><c>Ws</c>: the warp-specialized W4A8 kernel (W4A8GemmWs.cu, M &gt; 32): WN = 64-row slices per CTA (2 or 4),
-/// KS = wgmma groups kept in flight (1 or 2), 384 threads, one 128-wide k group per stage.</remarks>
+/// KS = wgmma groups kept in flight (only 1 is built: 2 was serialized by ptxas), 384 threads, one 128-wide k group
+/// per stage.</remarks>
 public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM, bool Mma = false, bool Ws = false)
 {
     public const int TargetCtasPerSm = 4;
@@ -96,8 +97,6 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
         return Math.Min(16, 216 * 1024 / stage) * stage + 3072;
     }
 
-    /// <summary>wgmma groups kept in flight by the warp-specialized kernels (only 1 is built: 2 was serialized by ptxas).</summary>
-    public static int WsWait { get; set; } = 1;
     /// <summary>
     /// Cost-model constants of <see cref="ChooseWs"/>: 0 (default) = first guess, 1 = refitted to run 3's per-stage
     /// times. Run 4 measured both at M = 64..256 on the same card: model 1 splits K more and lost where it did
@@ -114,8 +113,9 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
     /// tokens) and the bytes (weights from HBM at the SM's share of ~1.7 kB/clk, activations from L2), times the
     /// waves, plus a fixed cost per CTA and the split-K round trip.
     /// </summary>
-    public static GemmPlan ChooseWs(int m, int n, int k, int sms)
+    public static GemmPlan ChooseWs(int m, int n, int k, int sms, int? costModel = null)
     {
+        int model = costModel ?? WsModel;
         int groups = k / 128;
         GemmPlan? best = null;
         double bestCost = double.MaxValue;
@@ -139,14 +139,14 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
                 // Model 1 (run 3 of gemm-large): a consumer warpgroup pair needs ~1100 clk per group and 64-row slice
                 // (decode + wgmma latency chain; measured 1200-2400 clk per stage at mid M), ~4000 clk per work unit
                 // (pipeline fill, epilogue). Model 0: the first guess (300 clk, 1000 clk).
-                double mma = 2.0 * rows * mt * 128 / 8500, decode = (WsModel == 1 ? 1100.0 : 300.0) * ms;
+                double mma = 2.0 * rows * mt * 128 / 8500, decode = (model == 1 ? 1100.0 : 300.0) * ms;
                 double bytes = rows * 64 / Math.Min(30.0, 1700.0 / active) + mt * 128 / 60.0;
-                double cost = waves * (gps * Math.Max(mma, Math.Max(decode, bytes)) + (WsModel == 1 ? 4000 : 1000));
+                double cost = waves * (gps * Math.Max(mma, Math.Max(decode, bytes)) + (model == 1 ? 4000 : 1000));
                 if (splits > 1) cost += (double)m * n * 4 * (splits + 1) / 1700.0;
                 if (cost < bestCost * 0.98)
                 {
                     bestCost = cost;
-                    best = new GemmPlan(mt, 2 * ms, WsWait, splits, gps * 2, mTiles, nTiles, 8, Mma: false, Ws: true);
+                    best = new GemmPlan(mt, 2 * ms, 1, splits, gps * 2, mTiles, nTiles, 8, Mma: false, Ws: true);
                 }
             }
         }
