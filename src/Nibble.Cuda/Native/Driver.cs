@@ -47,6 +47,16 @@ static partial class Driver
     [LibraryImport(Lib)] public static unsafe partial int cuLaunchKernel(IntPtr f, uint gridX, uint gridY, uint gridZ,
         uint blockX, uint blockY, uint blockZ, uint sharedBytes, IntPtr stream, void** kernelParams, void** extra);
 
+    // Stream capture and CUDA graphs (decode-step replay, CudaGraph).
+    [LibraryImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] public static partial int cuStreamBeginCapture(IntPtr stream, int mode);
+    [LibraryImport(Lib)] public static partial int cuStreamEndCapture(IntPtr stream, out IntPtr graph);
+    [LibraryImport(Lib)] public static partial int cuStreamIsCapturing(IntPtr stream, out int status);
+    [LibraryImport(Lib)] public static partial int cuGraphInstantiateWithFlags(out IntPtr exec, IntPtr graph, ulong flags);
+    [LibraryImport(Lib)] public static partial int cuGraphLaunch(IntPtr exec, IntPtr stream);
+    [LibraryImport(Lib)] public static partial int cuGraphExecDestroy(IntPtr exec);
+    [LibraryImport(Lib)] public static partial int cuGraphDestroy(IntPtr graph);
+    [LibraryImport(Lib)] public static partial int cuGraphGetNodes(IntPtr graph, IntPtr nodes, ref nuint count);
+
     [LibraryImport(Lib)] public static partial int cuOccupancyMaxActiveBlocksPerMultiprocessor(out int numBlocks, IntPtr function, int blockSize, nuint dynamicSmemBytes);
 
     // CUdevice_attribute values used by Nibble (cuda.h).
@@ -66,4 +76,6 @@ static partial class Driver
     public const uint EventDefault = 0;
     public const uint EventDisableTiming = 2;
     public const uint StreamNonBlocking = 1;
+    // CUstreamCaptureMode: relaxed lets the capturing thread allocate (cuMemAlloc) while it records the step.
+    public const int StreamCaptureModeRelaxed = 2;
 }
