@@ -219,9 +219,11 @@ struct DecodeParams {
 };
 static_assert(sizeof(DecodeParams) == 96, "DecodeParams must match AttentionKernel.cs");
 
+__device__ __forceinline__ float4 f4(float x, float y, float z, float w) { float4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }
+
 __device__ __forceinline__ float4 ld_stream_f4(const float* p) {
     const u32x4 r = ldg_stream_v4(p);
-    return make_float4(__uint_as_float(r.x), __uint_as_float(r.y), __uint_as_float(r.z), __uint_as_float(r.w));
+    return f4(__uint_as_float(r.x), __uint_as_float(r.y), __uint_as_float(r.z), __uint_as_float(r.w));
 }
 
 template <int C, int GM, int KPW>
@@ -248,13 +250,13 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
 #pragma unroll
         for (int c = 0; c < C; ++c) {
             const int e = 4 * lane + 128 * c;
-            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+            float4 v = f4(0.f, 0.f, 0.f, 0.f);
             if (h < nh && e < d) {
                 v = *reinterpret_cast<const float4*>(p.q + (size_t)(h0 + h) * d + e);
                 v.x *= p.scaleLog2; v.y *= p.scaleLog2; v.z *= p.scaleLog2; v.w *= p.scaleLog2;
             }
             qr[h][c] = v;
-            acc[h][c] = make_float4(0.f, 0.f, 0.f, 0.f);
+            acc[h][c] = f4(0.f, 0.f, 0.f, 0.f);
         }
     }
     const float* kb = p.keys + (size_t)g * p.capacity * d;
@@ -268,8 +270,8 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
             for (int c = 0; c < C; ++c) {
                 const int e = 4 * lane + 128 * c;
                 const bool ok = base + j <= last && e < d;
-                kr[j][c] = ok ? ld_stream_f4(kb + (size_t)(base + j) * d + e) : make_float4(0.f, 0.f, 0.f, 0.f);
-                vr[j][c] = ok ? ld_stream_f4(vb + (size_t)(base + j) * d + e) : make_float4(0.f, 0.f, 0.f, 0.f);
+                kr[j][c] = ok ? ld_stream_f4(kb + (size_t)(base + j) * d + e) : f4(0.f, 0.f, 0.f, 0.f);
+                vr[j][c] = ok ? ld_stream_f4(vb + (size_t)(base + j) * d + e) : f4(0.f, 0.f, 0.f, 0.f);
             }
         float s[GM][KPW];
 #pragma unroll
@@ -322,7 +324,7 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
 #pragma unroll
         for (int h = 0; h < GM; ++h) { smM[warp][h] = m[h]; smL[warp][h] = l[h]; }
     }
-    for (int i = threadIdx.x; i < GM * C * 32; i += blockDim.x) (&smAcc[0][0])[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int i = threadIdx.x; i < GM * C * 32; i += blockDim.x) (&smAcc[0][0])[i] = f4(0.f, 0.f, 0.f, 0.f);
     __syncthreads();
     float mAll[GM], lAll[GM];
 #pragma unroll
@@ -392,7 +394,7 @@ extern "C" __global__ void __launch_bounds__(64) decode_combine(const DecodePara
     float mAll = neg_inf();
     for (int s = 0; s < p.splits; ++s) mAll = fmaxf(mAll, p.partialMl[(base + s) * 2]);
     float lAll = 0.f;
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    float4 v = f4(0.f, 0.f, 0.f, 0.f);
     const bool mine = 4 * e4 < d;
     for (int s = 0; s < p.splits; ++s) {
         const float l = p.partialMl[(base + s) * 2 + 1];

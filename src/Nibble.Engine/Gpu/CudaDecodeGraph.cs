@@ -39,6 +39,9 @@ public sealed class CudaDecodeGraph : IDisposable
     /// <summary>True once a graph is captured (later steps replay it).</summary>
     public bool Captured => _graph is not null;
 
+    /// <summary>Device blocks the captured graph holds (0 before capture).</summary>
+    public int ReservedBlocks => _graph?.ReservedBlocks ?? 0;
+
     /// <summary>Why capturing failed, when it did (steps then run eagerly).</summary>
     public string? FailureReason { get; private set; }
 
