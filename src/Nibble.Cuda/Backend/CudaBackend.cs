@@ -305,6 +305,7 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
         }
         var (block, start) = Positions(positions);
         bool decode = tokens == 1 && AttentionKernel.DecodeSupports(d);
+        if (IsCapturing && (!decode || UseLegacyDecodeAttention)) ThrowIfCapturing("the v2 attention kernel (its key splits are fixed at launch)");
         // Decode: split-KV kernel; its splits follow the keys seen now, or the capacity while capturing a graph (the
         // graph replays at every later length, and the kernel sizes its chunks from the device-side position).
         int splitKeys = IsCapturing ? (window > 0 ? Math.Min(window, cap) : cap) : maxKeys;

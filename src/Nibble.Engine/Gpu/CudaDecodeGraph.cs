@@ -33,7 +33,7 @@ public sealed class CudaDecodeGraph : IDisposable
 
     /// <summary>Whether the model's decode step can be captured: CUDA backend, no MoE layer, no observer, head_dim the decode kernel takes.</summary>
     public static bool Supported(CausalLM model) =>
-        model.Backend is CudaBackend && model.Observer is null && AttentionKernel.DecodeSupports(model.Config.HeadDim)
+        model.Backend is CudaBackend { UseLegacyDecodeAttention: false } && model.Observer is null && AttentionKernel.DecodeSupports(model.Config.HeadDim)
         && model.Layers.All(l => l.Mlp is not MoeBlock);
 
     /// <summary>True once a graph is captured (later steps replay it).</summary>
