@@ -191,9 +191,9 @@ extern "C" __global__ void __launch_bounds__(256) attention_combine(const Attent
 // the same plan as FlashInfer's and vLLM's paged decode kernels, written here from the idea, not their code).
 //   grid (kvHeads, splits, headChunks), 8 warps. A CTA owns one kv head g, one contiguous chunk of positions and up to
 //   GM query heads of g's group: every K/V row it loads serves all of them (GQA: the group shares one read).
-//   A warp takes KPW consecutive keys per step (keys 8w·KPW.. of the CTA's tile), each lane one float4 (C of them for
-//   head_dim > 128) of each key and value row: all 2·KPW·C 16-byte loads are issued before the first use, so a warp has
-//   KPW·1 KiB in flight. Scores reduce across the warp with xor shuffles; the softmax is online (running max and sum
+//   A warp takes TK consecutive keys per step (keys 8w·TK.. of the CTA's tile), each lane one float4 (C of them for
+//   head_dim > 128) of each key and value row: all 2·TK·C 16-byte loads are issued before the first use, so a warp has
+//   TK·1 KiB in flight. Scores reduce across the warp with xor shuffles; the softmax is online (running max and sum
 //   per head, base-2 exponentials on log2(e)/√d-scaled q), then the 8 warps merge in shared memory in a fixed order
 //   (deterministic). splits == 1 writes the normalised output, else the unnormalised (acc, m, l) of the chunk for
 //   decode_combine.
@@ -226,7 +226,7 @@ __device__ __forceinline__ float4 ld_stream_f4(const float* p) {
     return f4(__uint_as_float(r.x), __uint_as_float(r.y), __uint_as_float(r.z), __uint_as_float(r.w));
 }
 
-template <int C, int GM, int KPW>
+template <int C, int GM, int TK>
 __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
     const int g = blockIdx.x, split = blockIdx.y, hc = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -237,7 +237,7 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
     const int pos = p.positions ? p.positions[0] : p.posStart;
     const int start = p.window > 0 ? imax(0, pos - p.window + 1) : 0;
     const int len = pos + 1 - start;
-    const int unit = DWARPS * KPW;
+    const int unit = DWARPS * TK;
     const int chunk = ((len + p.splits - 1) / p.splits + unit - 1) / unit * unit;
     const int first = start + split * chunk;
     const int last = imin(pos, first + chunk - 1);
@@ -262,10 +262,10 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
     const float* kb = p.keys + (size_t)g * p.capacity * d;
     const float* vb = p.values + (size_t)g * p.capacity * d;
 
-    for (int base = first + warp * KPW; base <= last; base += unit) {
-        float4 kr[KPW][C], vr[KPW][C];
+    for (int base = first + warp * TK; base <= last; base += unit) {
+        float4 kr[TK][C], vr[TK][C];
 #pragma unroll
-        for (int j = 0; j < KPW; ++j)
+        for (int j = 0; j < TK; ++j)
 #pragma unroll
             for (int c = 0; c < C; ++c) {
                 const int e = 4 * lane + 128 * c;
@@ -273,11 +273,11 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
                 kr[j][c] = ok ? ld_stream_f4(kb + (size_t)(base + j) * d + e) : f4(0.f, 0.f, 0.f, 0.f);
                 vr[j][c] = ok ? ld_stream_f4(vb + (size_t)(base + j) * d + e) : f4(0.f, 0.f, 0.f, 0.f);
             }
-        float s[GM][KPW];
+        float s[GM][TK];
 #pragma unroll
         for (int h = 0; h < GM; ++h)
 #pragma unroll
-            for (int j = 0; j < KPW; ++j) {
+            for (int j = 0; j < TK; ++j) {
                 float a = 0.f;
 #pragma unroll
                 for (int c = 0; c < C; ++c)
@@ -289,12 +289,12 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
 #pragma unroll
             for (int h = 0; h < GM; ++h)
 #pragma unroll
-                for (int j = 0; j < KPW; ++j) s[h][j] += __shfl_xor_sync(0xFFFFFFFFu, s[h][j], o);
+                for (int j = 0; j < TK; ++j) s[h][j] += __shfl_xor_sync(0xFFFFFFFFu, s[h][j], o);
 #pragma unroll
         for (int h = 0; h < GM; ++h) {
             float mNew = m[h];
 #pragma unroll
-            for (int j = 0; j < KPW; ++j)
+            for (int j = 0; j < TK; ++j)
                 if (base + j <= last) mNew = fmaxf(mNew, s[h][j]);
             const float corr = exp2f(m[h] - mNew);   // m = -inf on the first step: 0
             float lh = l[h] * corr;
@@ -303,7 +303,7 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
                 acc[h][c].x *= corr; acc[h][c].y *= corr; acc[h][c].z *= corr; acc[h][c].w *= corr;
             }
 #pragma unroll
-            for (int j = 0; j < KPW; ++j) {
+            for (int j = 0; j < TK; ++j) {
                 const float e = base + j <= last ? exp2f(s[h][j] - mNew) : 0.f;
                 lh += e;
 #pragma unroll
@@ -374,9 +374,9 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
     }
 }
 
-#define DECODE_KERNEL(C, GM, KPW) \
+#define DECODE_KERNEL(C, GM, KEYS) \
     extern "C" __global__ void __launch_bounds__(DWARPS * 32) decode_attention_c##C##_g##GM(const DecodeParams p) { \
-        decode_attention_impl<C, GM, KPW>(p); }
+        decode_attention_impl<C, GM, KEYS>(p); }
 DECODE_KERNEL(1, 1, 8)
 DECODE_KERNEL(1, 2, 8)
 DECODE_KERNEL(1, 4, 8)
