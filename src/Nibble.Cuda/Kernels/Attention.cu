@@ -226,7 +226,54 @@ __device__ __forceinline__ float4 ld_stream_f4(const float* p) {
     return f4(__uint_as_float(r.x), __uint_as_float(r.y), __uint_as_float(r.z), __uint_as_float(r.w));
 }
 
-template <int C, int GM, int TK>
+// Sums each of the V = GM·TK per-lane partial scores over the warp and gives every lane all V totals. RS (v3b): a
+// reduce-scatter (V-1 shuffles: at each xor step a lane keeps half of the values, adding its partner's copy of that
+// half), a plain reduction for the remaining steps, then V broadcasts from the owning lanes: 2V-1+(5-log2 V)
+// shuffles instead of 5V (v3a: xor-butterfly on every value), 63 instead of 160 for 4 heads x 8 keys.
+template <int GM, int TK, bool RS>
+__device__ __forceinline__ void warp_scores(float (&s)[GM][TK], int lane) {
+    if (!RS) {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+            for (int h = 0; h < GM; ++h)
+#pragma unroll
+                for (int j = 0; j < TK; ++j) s[h][j] += __shfl_xor_sync(0xFFFFFFFFu, s[h][j], o);
+        return;
+    }
+    constexpr int V = GM * TK;   // a power of two <= 32
+    constexpr int L = V >= 32 ? 5 : V >= 16 ? 4 : V >= 8 ? 3 : V >= 4 ? 2 : V >= 2 ? 1 : 0;
+    float v[32];
+#pragma unroll
+    for (int h = 0; h < GM; ++h)
+#pragma unroll
+        for (int j = 0; j < TK; ++j) v[h * TK + j] = s[h][j];
+#pragma unroll
+    for (int step = 0; step < 5; ++step) {
+        const int o = 16 >> step;
+        if (step < L) {
+            const int half = V >> (step + 1);
+            const bool upper = (lane & o) != 0;
+#pragma unroll
+            for (int i = 0; i < 16; ++i) {
+                if (i < half) {
+                    const float send = upper ? v[i] : v[i + half];
+                    const float recv = __shfl_xor_sync(0xFFFFFFFFu, send, o);
+                    v[i] = (upper ? v[i + half] : v[i]) + recv;
+                }
+            }
+        } else {
+            v[0] += __shfl_xor_sync(0xFFFFFFFFu, v[0], o);
+        }
+    }
+    // Lane l now holds the total of value index l >> (5 - L); broadcast each total from its owner.
+#pragma unroll
+    for (int h = 0; h < GM; ++h)
+#pragma unroll
+        for (int j = 0; j < TK; ++j) s[h][j] = __shfl_sync(0xFFFFFFFFu, v[0], (h * TK + j) << (5 - L));
+}
+
+template <int C, int GM, int TK, bool RS>
 __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
     const int g = blockIdx.x, split = blockIdx.y, hc = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -262,7 +309,11 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
     const float* kb = p.keys + (size_t)g * p.capacity * d;
     const float* vb = p.values + (size_t)g * p.capacity * d;
 
-    for (int base = first + warp * TK; base <= last; base += unit) {
+    // v3b (RS): every warp runs the same number of steps (chunk / unit, uniform over the CTA), keys past `last`
+    // masked, so the compiler sees converged warps at the shuffles (v3a's data-dependent loop compiled every
+    // shuffle into WARPSYNC.COLLECTIVE sections).
+    const int steps = RS ? chunk / unit : 0;
+    for (int it = 0, base = first + warp * TK; RS ? it < steps : base <= last; ++it, base += unit) {
         float4 kr[TK][C], vr[TK][C];
 #pragma unroll
         for (int j = 0; j < TK; ++j)
@@ -284,19 +335,15 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
                     a += qr[h][c].x * kr[j][c].x + qr[h][c].y * kr[j][c].y + qr[h][c].z * kr[j][c].z + qr[h][c].w * kr[j][c].w;
                 s[h][j] = a;
             }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1)
-#pragma unroll
-            for (int h = 0; h < GM; ++h)
-#pragma unroll
-                for (int j = 0; j < TK; ++j) s[h][j] += __shfl_xor_sync(0xFFFFFFFFu, s[h][j], o);
+        warp_scores<GM, TK, RS>(s, lane);
 #pragma unroll
         for (int h = 0; h < GM; ++h) {
             float mNew = m[h];
 #pragma unroll
             for (int j = 0; j < TK; ++j)
                 if (base + j <= last) mNew = fmaxf(mNew, s[h][j]);
-            const float corr = exp2f(m[h] - mNew);   // m = -inf on the first step: 0
+            // m = -inf on the first step: 0; a fully masked step (RS) keeps m = mNew: 1, not exp2(-inf + inf).
+            const float corr = mNew == m[h] ? 1.f : exp2f(m[h] - mNew);
             float lh = l[h] * corr;
 #pragma unroll
             for (int c = 0; c < C; ++c) {
@@ -374,9 +421,13 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
     }
 }
 
+// decode_attention_c*_g*: v3b (uniform steps, reduce-scatter scores), the default; decode_attention_v3a_*: the first
+// version (kept for the benchmark and the cross-check tests).
 #define DECODE_KERNEL(C, GM, KEYS) \
     extern "C" __global__ void __launch_bounds__(DWARPS * 32) decode_attention_c##C##_g##GM(const DecodeParams p) { \
-        decode_attention_impl<C, GM, KEYS>(p); }
+        decode_attention_impl<C, GM, KEYS, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(DWARPS * 32) decode_attention_v3a_c##C##_g##GM(const DecodeParams p) { \
+        decode_attention_impl<C, GM, KEYS, false>(p); }
 DECODE_KERNEL(1, 1, 8)
 DECODE_KERNEL(1, 2, 8)
 DECODE_KERNEL(1, 4, 8)

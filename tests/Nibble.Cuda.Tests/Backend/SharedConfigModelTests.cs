@@ -18,7 +18,7 @@ namespace Nibble.Cuda.Tests.Backend;
 public class SharedConfigModelTests(ITestOutputHelper output)
 {
     static JsonObject Config(string name) =>
-        (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "SharedConfigs", name + ".config.json")))!;
+        (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Backend", "SharedConfigs", name + ".config.json")))!;
 
     static float[] Logits(CausalLM lm, int[] tokens, int prefill)
     {
