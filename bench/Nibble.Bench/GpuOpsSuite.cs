@@ -113,10 +113,10 @@ public static class GpuOpsSuite
                 string shape = $"L={len} h={heads}/{kv} d={hd}";
                 double us = Time(ctx, stream, iters, i => AttentionKernel.Decode(kernels, stream, q.Pointer, kvCopies[i % copies].K.Pointer, kvCopies[i % copies].V.Pointer, o.Pointer, heads, kv, hd,
                     len, 0, len - 1, 0, splits, pa.Pointer, pm.Pointer));
-                rows.Add(new Row("decode attention v3b", shape, us, 2.0 * cacheN * 4, 4.0 * heads * len * hd, $"split-KV, {splits} splits x {kv} kv heads, {copies} cache cop{(copies == 1 ? "y" : "ies")}"));
+                rows.Add(new Row("decode attention v3a", shape, us, 2.0 * cacheN * 4, 4.0 * heads * len * hd, $"split-KV, {splits} splits x {kv} kv heads, {copies} cache cop{(copies == 1 ? "y" : "ies")}"));
                 us = Time(ctx, stream, iters, i => AttentionKernel.Decode(kernels, stream, q.Pointer, kvCopies[i % copies].K.Pointer, kvCopies[i % copies].V.Pointer, o.Pointer, heads, kv, hd,
-                    len, 0, len - 1, 0, splits, pa.Pointer, pm.Pointer, v3a: true));
-                rows.Add(new Row("decode attention v3a", shape, us, 2.0 * cacheN * 4, 4.0 * heads * len * hd, "first split-KV version"));
+                    len, 0, len - 1, 0, splits, pa.Pointer, pm.Pointer, v3b: true));
+                rows.Add(new Row("decode attention v3b", shape, us, 2.0 * cacheN * 4, 4.0 * heads * len * hd, "uniform steps + reduce-scatter scores"));
                 if (heads == 32)
                 {
                     us = Time(ctx, stream, iters, i => AttentionKernel.Run(kernels, stream, q.Pointer, kvCopies[i % copies].K.Pointer, kvCopies[i % copies].V.Pointer, o.Pointer, 1, heads, kv, hd,

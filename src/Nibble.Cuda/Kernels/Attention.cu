@@ -421,13 +421,15 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
     }
 }
 
-// decode_attention_c*_g*: v3b (uniform steps, reduce-scatter scores), the default; decode_attention_v3a_*: the first
-// version (kept for the benchmark and the cross-check tests).
+// decode_attention_c*_g*: v3a (xor-butterfly on every score), the default; decode_attention_v3b_*: uniform step count
+// and reduce-scatter scores. v3b issues fewer shuffles and no WARPSYNC.COLLECTIVE sections but measured slower on the
+// H100 (132.7 vs 110.3 us at L = 32768, h = 32/8, d = 128: bench/results/ops-h100-v3.md), so it is kept only for the
+// benchmark and the cross-check tests.
 #define DECODE_KERNEL(C, GM, KEYS) \
     extern "C" __global__ void __launch_bounds__(DWARPS * 32) decode_attention_c##C##_g##GM(const DecodeParams p) { \
-        decode_attention_impl<C, GM, KEYS, true>(p); } \
-    extern "C" __global__ void __launch_bounds__(DWARPS * 32) decode_attention_v3a_c##C##_g##GM(const DecodeParams p) { \
-        decode_attention_impl<C, GM, KEYS, false>(p); }
+        decode_attention_impl<C, GM, KEYS, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(DWARPS * 32) decode_attention_v3b_c##C##_g##GM(const DecodeParams p) { \
+        decode_attention_impl<C, GM, KEYS, true>(p); }
 DECODE_KERNEL(1, 1, 8)
 DECODE_KERNEL(1, 2, 8)
 DECODE_KERNEL(1, 4, 8)

@@ -108,9 +108,9 @@ public static class AttentionKernel
     /// from it on the device. With <paramref name="splits"/> &gt; 1, partialAcc holds heads·splits·headDim floats and
     /// partialMl heads·splits·2, and decode_combine writes the output.
     /// </summary>
-    /// <param name="v3a">the first split-KV version (per-value butterfly reductions, data-dependent loop) instead of v3b.</param>
+    /// <param name="v3b">the v3b variant (uniform step count, reduce-scatter score sums; measured slower) instead of v3a.</param>
     public static void Decode(KernelCache kernels, CudaStream stream, ulong q, ulong keys, ulong values, ulong output, int heads, int kvHeads, int headDim,
-        int capacity, ulong positions, int posStart, int window, int splits, ulong partialAcc, ulong partialMl, bool v3a = false)
+        int capacity, ulong positions, int posStart, int window, int splits, ulong partialAcc, ulong partialMl, bool v3b = false)
     {
         if (!DecodeSupports(headDim)) throw new NibbleException($"The CUDA decode attention kernel needs head_dim a multiple of 4 up to {MaxHeadDim}, the model has {headDim}; use the CPU backend.");
         if (heads % kvHeads != 0) throw new ArgumentException($"{heads} query heads do not group over {kvHeads} kv heads.");
@@ -124,7 +124,7 @@ public static class AttentionKernel
             ScaleLog2 = (float)(1.4426950408889634 / Math.Sqrt(headDim)),
         };
         var module = kernels.Load("Attention.cu");
-        module.Function($"decode_attention_{(v3a ? "v3a_" : "")}c{c}_g{gm}").Launch(stream, ((uint)kvHeads, (uint)splits, (uint)chunks), 256, p);
+        module.Function($"decode_attention_{(v3b ? "v3b_" : "")}c{c}_g{gm}").Launch(stream, ((uint)kvHeads, (uint)splits, (uint)chunks), 256, p);
         if (splits > 1) module.Function("decode_combine").Launch(stream, ((uint)heads, 1, 1), 64, p);
     }
 }

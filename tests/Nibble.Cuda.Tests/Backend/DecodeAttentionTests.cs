@@ -68,13 +68,13 @@ public class DecodeAttentionTests(ITestOutputHelper output)
         using var pos = DeviceBuffer<int>.From(gpu.Context, new[] { length }, gpu.Stream);
         using var pa = new DeviceBuffer<float>(gpu.Context, (long)heads * 256 * d);
         using var pm = new DeviceBuffer<float>(gpu.Context, (long)heads * 256 * 2);
-        foreach (bool v3a in new[] { false, true })
+        foreach (bool v3b in new[] { false, true })
             foreach (var (splits, devicePos) in new[] { (1, false), (3, true), (256, false), (chosen, true) })
             {
                 var o = (CudaTensor)Poisoned(gpu, 1, heads * d);
                 AttentionKernel.Decode(gpu.Kernels, gpu.Stream, gq.Pointer, gpuCache.Keys(0), gpuCache.Values(0), o.Pointer, heads, kvHeads, d, capacity,
-                    devicePos ? pos.Pointer : 0, devicePos ? 0 : length, window, splits, pa.Pointer, pm.Pointer, v3a);
-                string what = $"{(v3a ? "v3a" : "v3b")} {splits} splits, position in {(devicePos ? "device" : "kernel argument")}";
+                    devicePos ? pos.Pointer : 0, devicePos ? 0 : length, window, splits, pa.Pointer, pm.Pointer, v3b);
+                string what = $"{(v3b ? "v3b" : "v3a")} {splits} splits, position in {(devicePos ? "device" : "kernel argument")}";
                 double dd = AssertClose(exp, o.ToArray(), 2e-5, 2e-5, what);
                 output.WriteLine($"  {what}: max |diff| {dd:E2}");
             }
