@@ -85,25 +85,46 @@ public static class GpuOpsSuite
             RandomFill.Bf16(kernels, stream, xb, 3, 1f);
             double us = Time(ctx, stream, iters, _ => ActivationQuantFp8.Run(kernels, stream, xb, x8, ts, m, k));
             rows.Add(new Row("act_quant_fp8", $"{m}x{k}", us, 3.0 * n, 0, "bf16 -> e4m3 + token scale"));
+            using var xf = Rand(n);
+            us = Time(ctx, stream, iters, _ => QuantLinearIoKernel.ActivationQuantFp8F32(kernels, stream, xf.Pointer, x8, ts, m, k, gemmOrder: true));
+            rows.Add(new Row("act_quant_fp8_f32", $"{m}x{k}", us, 5.0 * n, 0, "f32 -> e4m3 (GEMM order) + token scale; what the backend's W4A8 linears run"));
+            int k2 = 14336; long n2 = (long)m * k2;
+            using var xf2 = Rand(n2); using var x82 = new DeviceBuffer<byte>(ctx, n2);
+            us = Time(ctx, stream, iters, _ => QuantLinearIoKernel.ActivationQuantFp8F32(kernels, stream, xf2.Pointer, x82, ts, m, k2, gemmOrder: true));
+            rows.Add(new Row("act_quant_fp8_f32", $"{m}x{k2}", us, 5.0 * n2, 0, "down_proj width"));
         }
 
-        // Decode attention: one token over a cache of L positions (heads 32, kv 8, head_dim 128), f32 cache.
-        foreach (int len in new[] { 1024, 4096, 16384, 32768 })
-        {
-            int heads = 32, kv = 8, hd = 128;
-            long cacheN = (long)kv * len * hd;
-            using var keys = Rand(cacheN); using var values = Rand(cacheN);
-            using var q = Rand(heads * hd); using var o = new DeviceBuffer<float>(ctx, heads * hd);
-            int splits = AttentionKernel.ChooseSplits(1, heads, len, ctx.MultiprocessorCount);
-            using var pa = new DeviceBuffer<float>(ctx, (long)heads * Math.Max(1, splits) * hd);
-            using var pm = new DeviceBuffer<float>(ctx, (long)heads * Math.Max(1, splits) * 2);
-            foreach (int sp in splits > 1 ? new[] { 1, splits } : new[] { 1 })
+        // Decode attention: one token over a cache of L positions, f32 cache. v3: split-KV kernel (one CTA per kv head
+        // and chunk serving the whole query group, 16-byte loads); v2 (warp per key group, per query head) for comparison.
+        foreach (var (heads, kv, hd) in new[] { (32, 8, 128), (64, 8, 128) })
+            foreach (int len in new[] { 1024, 4096, 16384, 32768 })
             {
-                double us = Time(ctx, stream, iters, _ => AttentionKernel.Run(kernels, stream, q.Pointer, keys.Pointer, values.Pointer, o.Pointer, 1, heads, kv, hd,
-                    len, 0, len - 1, 0, len, sp, pa.Pointer, pm.Pointer));
-                rows.Add(new Row("decode attention", $"L={len} h=32/8 d=128", us, 2.0 * cacheN * 4, 4.0 * heads * len * hd, $"{sp} split(s)"));
+                if (heads == 64 && len != 32768 && len != 4096) continue;
+                long cacheN = (long)kv * len * hd;
+                // Caches smaller than 2x L2 (50 MB) are rotated over copies so every run reads from HBM, as a decode
+                // step does (the other layers' weights and caches pass through L2 in between).
+                int copies = (int)Math.Max(1, (128L << 20) / (2 * cacheN * 4));
+                var kvCopies = Enumerable.Range(0, copies).Select(_ => (K: Rand(cacheN), V: Rand(cacheN))).ToList();
+                using var q = Rand(heads * hd); using var o = new DeviceBuffer<float>(ctx, heads * hd);
+                int splits = AttentionKernel.ChooseDecodeSplits(heads, kv, hd, len, ctx.MultiprocessorCount);
+                int old = AttentionKernel.ChooseSplits(1, heads, len, ctx.MultiprocessorCount);
+                using var pa = new DeviceBuffer<float>(ctx, (long)heads * Math.Max(splits, old) * hd);
+                using var pm = new DeviceBuffer<float>(ctx, (long)heads * Math.Max(splits, old) * 2);
+                string shape = $"L={len} h={heads}/{kv} d={hd}";
+                double us = Time(ctx, stream, iters, i => AttentionKernel.Decode(kernels, stream, q.Pointer, kvCopies[i % copies].K.Pointer, kvCopies[i % copies].V.Pointer, o.Pointer, heads, kv, hd,
+                    len, 0, len - 1, 0, splits, pa.Pointer, pm.Pointer));
+                rows.Add(new Row("decode attention v3a", shape, us, 2.0 * cacheN * 4, 4.0 * heads * len * hd, $"split-KV, {splits} splits x {kv} kv heads, {copies} cache cop{(copies == 1 ? "y" : "ies")}"));
+                us = Time(ctx, stream, iters, i => AttentionKernel.Decode(kernels, stream, q.Pointer, kvCopies[i % copies].K.Pointer, kvCopies[i % copies].V.Pointer, o.Pointer, heads, kv, hd,
+                    len, 0, len - 1, 0, splits, pa.Pointer, pm.Pointer, v3b: true));
+                rows.Add(new Row("decode attention v3b", shape, us, 2.0 * cacheN * 4, 4.0 * heads * len * hd, "uniform steps + reduce-scatter scores"));
+                if (heads == 32)
+                {
+                    us = Time(ctx, stream, iters, i => AttentionKernel.Run(kernels, stream, q.Pointer, kvCopies[i % copies].K.Pointer, kvCopies[i % copies].V.Pointer, o.Pointer, 1, heads, kv, hd,
+                        len, 0, len - 1, 0, len, old, pa.Pointer, pm.Pointer));
+                    rows.Add(new Row("decode attention v2", shape, us, 2.0 * cacheN * 4, 4.0 * heads * len * hd, $"{old} split(s)"));
+                }
+                foreach (var (k, v) in kvCopies) { k.Dispose(); v.Dispose(); }
             }
-        }
         // Prefill attention: T tokens causal over themselves (CUDA cores, float32; no tensor cores yet).
         foreach (int t in new[] { 512, 2048 })
         {
