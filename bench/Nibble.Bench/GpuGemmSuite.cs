@@ -51,7 +51,7 @@ public static class GpuGemmSuite
         using var lt = new CublasLt(ctx);
         using var w4a8 = new W4A8Gemm(kernels, ctx);
         using var w4a8Wgmma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 0, WarpSpecialized = false };
-        using var w4a8Mma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 32 };
+        using var w4a8Mma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 32, DecodeWideOnlyAbove16 = false };
         using var w4a16 = new W4A16Gemm(kernels, ctx);
         string card = ctx.Name, date = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
         Console.WriteLine($"# {card} ({ctx.Arch}, {ctx.MultiprocessorCount} SMs, L2 {ctx.L2CacheBytes >> 20} MB), driver {ctx.DriverVersionText}, NVRTC {KernelCache.NvrtcVersion()}, cuBLASLt {lt.Version}");
@@ -155,7 +155,7 @@ public static class GpuGemmSuite
                 W4A8GemmDecode.ForceWn = wn;
                 try
                 {
-                    using var g = new W4A8Gemm(kernels, ctx) { DecodeBulk = bulk, DecodeLutPrefetch = lp };
+                    using var g = new W4A8Gemm(kernels, ctx) { DecodeBulk = bulk, DecodeLutPrefetch = lp, DecodeWideOnlyAbove16 = false };
                     var pl = g.Plan(m, n, k);
                     double t = Time(ctx, stream, it, i => g.Run(stream, x8, ts, ops[i % ops.Count], y, m, pl));
                     parts.Add(string.Create(CultureInfo.InvariantCulture, $"{(bulk ? $"bulk c{4 * wn}" : $"ring w{wn}{(lp ? "p" : "")}")} s{pl.Splits}: {t:F1}"));

@@ -130,7 +130,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
         using var d8 = DeviceBuffer<byte>.From(ctx, x8, stream);
         using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
         using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeBulk = bulk };
+        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeBulk = bulk, DecodeWideOnlyAbove16 = false };
         var plan = gemm.Plan(m, n, k);
         Assert.True(plan.Mma && W4A8GemmDecode.IsBulk(plan) == bulk, $"M={m} should plan the {(bulk ? "bulk" : "register-ring")} decode kernel, got {plan}");
         for (int rep = 0; rep < 2; rep++) // split-K tickets must reset themselves

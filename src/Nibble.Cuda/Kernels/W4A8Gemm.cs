@@ -63,8 +63,19 @@ public sealed class W4A8Gemm : IDisposable
     /// <summary>FP32 promotion of the FP8 tensor-core sums: 0 none (default: it changed no measured error), 1 per 128-wide group, 2 per 64-wide block.</summary>
     public int Promote { get; init; } = 0;
 
-    /// <summary>Up to this M (at most 32) the mma.sync decode kernel (W4A8GemmMma.cu) runs instead of the wgmma kernel.</summary>
+    /// <summary>Up to this M (at most 32) the mma.sync decode kernel (W4A8GemmMma.cu) runs instead of the wgmma kernel;
+    /// above 16 tokens only for wide matrices unless <see cref="DecodeWideOnlyAbove16"/> is off.</summary>
     public int MmaMaxM { get; init; } = 32;
+
+    /// <summary>
+    /// For 16 &lt; M ≤ 32 use the decode kernel only when N ≥ 16384. H100 final run (bench/results/gemm-decode-h100.md,
+    /// "wgmma" vs "mma" columns at M=32): the decode kernel wins by 3–6% at N = 28672 and 57344 and loses by 15–35% to
+    /// W4A8Gemm.cu's n32 tile at N ≤ 10240 (tie at 12288), where four token tiles of activation conversion per k-block
+    /// outweigh its cheaper weight stream.
+    /// </summary>
+    public bool DecodeWideOnlyAbove16 { get; init; } = true;
+
+    int DecodeMaxM(int n) => DecodeWideOnlyAbove16 && n < 16384 ? Math.Min(MmaMaxM, 16) : MmaMaxM;
 
     /// <summary>Weight k-blocks in flight per thread in the mma.sync decode kernel (4 default).</summary>
     public int MmaRing { get; init; } = DefaultMmaRing;
@@ -82,9 +93,9 @@ public sealed class W4A8Gemm : IDisposable
 
     public GemmPlan Plan(int m, int n, int k)
     {
-        if (DecodeBulk && m <= Math.Min(MmaMaxM, 32)) return BulkPlan(m, n, k);
+        if (DecodeBulk && m <= Math.Min(DecodeMaxM(n), 32)) return BulkPlan(m, n, k);
         if (plans.TryGetValue((m, n, k), out var p)) return p;
-        p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, MmaMaxM,
+        p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, DecodeMaxM(n),
             c => ModuleFor(c.W4A8Source).Function(c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
         plans[(m, n, k)] = p;
         return p;
