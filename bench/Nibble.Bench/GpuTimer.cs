@@ -27,4 +27,29 @@ static class GpuTimer
             foreach (var e in ends) e?.Dispose();
         }
     }
+
+    /// <summary>
+    /// GPU time per launch when launches run back to back, as in a CUDA-graph replay: each round queues
+    /// <paramref name="busy"/> (work long enough for the host to queue the batch behind it), then an event,
+    /// <paramref name="batch"/> launches and an event, so no host launch cost falls between the events.
+    /// Median over rounds of (end − start) / batch, in microseconds, after one warm-up round.
+    /// </summary>
+    public static double QueuedMedianMicroseconds(CudaContext ctx, CudaStream stream, int iters, Action<int> launch, Action busy, int batch = 10)
+    {
+        int rounds = Math.Max(3, iters / batch);
+        var t = new List<double>();
+        using var start = new CudaEvent(ctx);
+        using var end = new CudaEvent(ctx);
+        for (int r = 0; r <= rounds; r++)
+        {
+            busy();
+            start.Record(stream);
+            for (int i = 0; i < batch; i++) launch(r * batch + i);
+            end.Record(stream);
+            stream.Synchronize();
+            if (r > 0) t.Add(CudaEvent.ElapsedMs(start, end) * 1000.0 / batch);
+        }
+        t.Sort();
+        return t[t.Count / 2];
+    }
 }
