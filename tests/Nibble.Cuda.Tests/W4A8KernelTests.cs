@@ -118,6 +118,61 @@ public class W4A8KernelTests(ITestOutputHelper output)
         }
     }
 
+    // Warp-specialized kernel (W4A8GemmWs.cu): odd M (tails of the 64/128/256-token tiles), all token tiles, both row
+    // tiles (128 and 256 rows), with and without split-K, fresh random data with adversarial scales, poisoned output.
+    [Theory]
+    [InlineData(65, 256, 384, 64, 2, 1, 1)]
+    [InlineData(65, 256, 1024, 64, 4, 3, 1)]
+    [InlineData(100, 384, 1152, 64, 2, 2, 1)]
+    [InlineData(127, 128, 512, 128, 2, 1, 1)]
+    [InlineData(200, 512, 256, 128, 4, 2, 1)]
+    [InlineData(300, 256, 640, 256, 2, 1, 1)]
+    [InlineData(511, 256, 640, 128, 2, 1, 1)]
+    [InlineData(1000, 256, 384, 128, 4, 1, 1)]
+    [InlineData(1000, 128, 512, 256, 2, 2, 1)]
+    [InlineData(2049, 384, 256, 128, 2, 2, 1)]
+    [InlineData(2049, 256, 384, 256, 2, 3, 1)]
+    [InlineData(8192, 256, 128, 128, 4, 1, 1)]
+    [InlineData(8192, 128, 256, 256, 2, 1, 1)]
+    [InlineData(4100, 1024, 256, 256, 2, 2, 1)] // 272 work units: the persistent loop runs several tiles per CTA
+    public void Warp_specialized_GEMM_matches_the_exact_product_reference(int m, int n, int k, int mt, int wn, int splits, int wait)
+    {
+        Gpu.RequireHopper();
+        var rng = new Random(m * 104729 + n * 131 + k * 7 + wn);
+        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 2);
+        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
+        var x = Reference.RandomActivations(rng, m, k);
+        var x8 = new byte[(long)m * k];
+        var ts = new float[m];
+        ActivationQuantFp8.Reference(x, m, k, x8, ts);
+        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
+        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
+
+        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
+        using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
+        using var d8g = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
+        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+        int groups = k / 128, gps = (groups + splits - 1) / splits;
+        var plan = new GemmPlan(mt, wn, wait, (groups + gps - 1) / gps, gps * 2, (m + mt - 1) / mt, n / (64 * wn), 8, Ws: true);
+        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx);
+        try
+        {
+        for (int rep = 0; rep < 4; rep++) // weights through TMA maps and bulk copies, k walk rotated or not (split-K tickets reset)
+        {
+            W4A8Gemm.WsTensorMapWeights = rep < 2;
+            W4A8Gemm.WsRotateK = rep % 2 == 0; // rotated k walk (different summation order) and the plain one
+            dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
+            gemm.Run(stream, d8g, ds, ops, dy, m, plan);
+            var got = dy.ToArray(stream);
+            var err = Reference.RelativeError(got, expected);
+            output.WriteLine($"ws M={m} N={n} K={k} {plan.W4A8Kernel} splits={plan.Splits} tma-weights={W4A8Gemm.WsTensorMapWeights} rotate-k={W4A8Gemm.WsRotateK} rel. Frobenius error {err:E2}; worst rows {Reference.WorstRows(got, expected, m, n)}");
+            Assert.True(err <= 2.5e-3, $"relative error {err:E3} > 2.5e-3");
+        }
+        }
+        finally { W4A8Gemm.WsTensorMapWeights = true; W4A8Gemm.WsRotateK = false; }
+    }
+
     [Theory]
     [InlineData(511, 128, 256)]
     [InlineData(16, 256, 4096)]

@@ -6,7 +6,10 @@ namespace Nibble.Cuda.Kernels;
 /// Small M gives few CTAs (N/64 for M ≤ 8), so K is split until about <see cref="TargetCtasPerSm"/> CTAs per SM
 /// exist, keeping all 132 SMs streaming weights; each split covers whole 128-wide groups.
 /// </summary>
-public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM, bool Mma = false)
+/// <remarks><c>Ws</c>: the warp-specialized W4A8 kernel (W4A8GemmWs.cu, M &gt; 32): WN = 64-row slices per CTA (2 or 4),
+/// KS = wgmma groups kept in flight (only 1 is built: 2 was serialized by ptxas), 384 threads, one 128-wide k group
+/// per stage.</remarks>
+public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM, bool Mma = false, bool Ws = false)
 {
     public const int TargetCtasPerSm = 4;
     /// <summary>k-blocks per stage (and weight ring depth 8) of the M > 32 wgmma kernels; 4 was v2's setting.</summary>
@@ -14,19 +17,20 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
     public int Ctas => MTiles * NTiles;
 
     /// <summary>Dynamic shared memory of the W4A8 kernel: 3 stages of MT tokens × 64·KS bytes.</summary>
-    public uint W4A8SharedBytes => Mma ? 0 : (uint)(3 * MT * 64 * KS);
-    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w{WN}" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
-    public string W4A8Source => Mma ? "W4A8GemmMma.cu" : "W4A8Gemm.cu";
+    public uint W4A8SharedBytes => Mma ? 0 : Ws ? (uint)WsSharedBytes(MT, WN / 2) : (uint)(3 * MT * 64 * KS);
+    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w{WN}" : Ws ? $"w4a8_ws_n{MT}_r{WN / 2}_w{KS}" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
+    public string W4A8Source => Mma ? "W4A8GemmMma.cu" : Ws ? "W4A8GemmWs.cu" : "W4A8Gemm.cu";
+    public int W4A8Threads => Mma ? 128 : Ws ? 384 : 128 * WN;
     /// <summary>Whether the W4A8 kernel of this plan reads x8 in GEMM order (wgmma) or natural order (mma.sync).</summary>
     public bool GemmOrderActivations => !Mma;
 
-    /// <param name="mmaMaxM">W4A8 only: up to this M the mma.sync decode kernel is used instead of wgmma.</param>
     /// <summary>
     /// W4A8: among the kernel shapes that suit M, prefer one whose CTAs all fit in one wave (then split K until the
     /// resident slots are full), else the best wave efficiency. <paramref name="residentPerSm"/> asks the driver's
-    /// occupancy calculator for a candidate.
+    /// occupancy calculator for a candidate. <paramref name="ws"/>: M &gt; 32 runs the warp-specialized kernel.
     /// </summary>
-    public static GemmPlan ChooseW4A8(int m, int n, int k, int sms, int mmaMaxM, Func<GemmPlan, int> residentPerSm)
+    /// <param name="mmaMaxM">W4A8 only: up to this M the mma.sync decode kernel is used instead of wgmma.</param>
+    public static GemmPlan ChooseW4A8(int m, int n, int k, int sms, int mmaMaxM, Func<GemmPlan, int> residentPerSm, bool ws = false)
     {
         var shapes = new List<(int MT, int WN, int KS, bool Mma)>();
         if (m <= Math.Min(mmaMaxM, 32))
@@ -38,6 +42,7 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
         }
         else if (m <= 16) { shapes.Add((m <= 8 ? 8 : 16, 1, 8, false)); }
         else if (m <= 32) { shapes.Add((32, 1, 4, false)); shapes.Add((32, 2, 4, false)); }
+        else if (ws) return ChooseWs(m, n, k, sms);
         else if (m <= 64) shapes.Add((64, 2, LargeKs, false));
         else shapes.Add((128, 2, LargeKs, false));
         int groups = k / 128;
@@ -84,5 +89,67 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
         int groupsPerSplit = (groups + splits - 1) / splits;
         splits = (groups + groupsPerSplit - 1) / groupsPerSplit;
         return new GemmPlan(mt, wn, ks, splits, groupsPerSplit * 2, mTiles, nTiles, 8, mma);
+    }
+    /// <summary>Dynamic shared memory of W4A8GemmWs.cu for token tile <paramref name="mt"/> and <paramref name="ms"/> m64 slices per consumer warpgroup (mirrors WsShape).</summary>
+    public static int WsSharedBytes(int mt, int ms)
+    {
+        int slabs = 8 * ms, tx = mt * 128 + slabs * 1024 + slabs * 16, stage = (tx + 1023) / 1024 * 1024;
+        return Math.Min(16, 216 * 1024 / stage) * stage + 3072;
+    }
+
+    /// <summary>
+    /// Cost-model constants of <see cref="ChooseWs"/>: 0 (default) = first guess, 1 = refitted to run 3's per-stage
+    /// times. Run 4 measured both at M = 64..256 on the same card: model 1 splits K more and lost where it did
+    /// (10240×8192 M=128 68 µs against 41, 12288² M=64 74 against 50), won once (8192×28672 M=128 80 against 98).
+    /// </summary>
+    public static int WsModel { get; set; } = 0;
+    /// <summary>Test/bench override of the warp-specialized shape: (token tile, WN); null = cost model.</summary>
+    public static (int MT, int WN)? WsForce { get; set; }
+
+    /// <summary>
+    /// Warp-specialized kernel (one 384-thread CTA per SM): token tile 64 (M ≤ 64), 128 or 256, 128 or 256 weight
+    /// rows, and a split-K factor, chosen by a per-SM cost model in clocks: per 128-wide k group the larger of the
+    /// tensor-core time (2·rows·tokens·128 at ~8.5k FP8 flop/clk/SM), the decode issue time (∝ weight rows, not
+    /// tokens) and the bytes (weights from HBM at the SM's share of ~1.7 kB/clk, activations from L2), times the
+    /// waves, plus a fixed cost per CTA and the split-K round trip.
+    /// </summary>
+    public static GemmPlan ChooseWs(int m, int n, int k, int sms, int? costModel = null)
+    {
+        int model = costModel ?? WsModel;
+        int groups = k / 128;
+        GemmPlan? best = null;
+        double bestCost = double.MaxValue;
+        var shapes = new List<(int Mt, int Ms)>();
+        if (WsForce is { } f) shapes.Add((f.MT, f.WN / 2));
+        else if (m <= 64) { shapes.Add((64, 1)); shapes.Add((64, 2)); }
+        else if (m <= 128) { shapes.Add((128, 1)); shapes.Add((128, 2)); }
+        else { shapes.Add((256, 1)); shapes.Add((128, 2)); }
+        foreach (var (mt, ms) in shapes)
+        {
+            int rows = 128 * ms;
+            if (n % rows != 0) continue;
+            int mTiles = (m + mt - 1) / mt, nTiles = n / rows, tiles = mTiles * nTiles;
+            for (int s = 1; s <= Math.Min(groups, 16); s++)
+            {
+                int gps = (groups + s - 1) / s, splits = (groups + gps - 1) / gps;
+                if (splits != s) continue;
+                long ctas = (long)tiles * splits;
+                double waves = Math.Ceiling((double)ctas / sms);
+                double active = Math.Min(ctas, sms);
+                // Model 1 (run 3 of gemm-large): a consumer warpgroup pair needs ~1100 clk per group and 64-row slice
+                // (decode + wgmma latency chain; measured 1200-2400 clk per stage at mid M), ~4000 clk per work unit
+                // (pipeline fill, epilogue). Model 0: the first guess (300 clk, 1000 clk).
+                double mma = 2.0 * rows * mt * 128 / 8500, decode = (model == 1 ? 1100.0 : 300.0) * ms;
+                double bytes = rows * 64 / Math.Min(30.0, 1700.0 / active) + mt * 128 / 60.0;
+                double cost = waves * (gps * Math.Max(mma, Math.Max(decode, bytes)) + (model == 1 ? 4000 : 1000));
+                if (splits > 1) cost += (double)m * n * 4 * (splits + 1) / 1700.0;
+                if (cost < bestCost * 0.98)
+                {
+                    bestCost = cost;
+                    best = new GemmPlan(mt, 2 * ms, 1, splits, gps * 2, mTiles, nTiles, 8, Mma: false, Ws: true);
+                }
+            }
+        }
+        return best ?? throw new ArgumentException($"W4A8 GEMM: no warp-specialized shape fits N={n}");
     }
 }

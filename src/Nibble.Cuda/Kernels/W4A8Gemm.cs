@@ -1,10 +1,11 @@
+using Nibble.Cuda.Native;
 using System.Runtime.InteropServices;
 
 namespace Nibble.Cuda.Kernels;
 
 /// <summary>
-/// Launcher of the W4A8 GEMM (W4A8Gemm.cu): Y[M,N] bf16 = c'[n]·s_tok[m]·Σ x8·e4m3(q·σ). Owns the split-K
-/// workspace and tile counters; not thread-safe (one per stream).
+/// Launcher of the W4A8 GEMM (W4A8Gemm.cu, W4A8GemmMma.cu for small M, W4A8GemmWs.cu for M &gt; 32):
+/// Y[M,N] bf16 = c'[n]·s_tok[m]·Σ x8·e4m3(q·σ). Owns the split-K workspace and tile counters; not thread-safe (one per stream).
 /// </summary>
 public sealed class W4A8Gemm : IDisposable
 {
@@ -13,6 +14,29 @@ public sealed class W4A8Gemm : IDisposable
     {
         public ulong X, TokenScale, Weight, Scales, ChannelScale, Y, Workspace, Counters;
         public int M, N, K, KBlocksPerSplit, Splits, GroupM;
+    }
+
+    /// <summary>W4A8GemmWs.cu's parameters: three TMA descriptors first (64-byte aligned in the kernel).</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 512)]
+    internal unsafe struct WsParams
+    {
+        [FieldOffset(0)] public fixed byte ActMap[128];
+        [FieldOffset(128)] public fixed byte WeightMap[128];
+        [FieldOffset(256)] public fixed byte SigmaMap[128];
+        [FieldOffset(384)] public ulong TokenScale;
+        [FieldOffset(392)] public ulong Weight;
+        [FieldOffset(400)] public ulong Scales;
+        [FieldOffset(408)] public ulong ChannelScale;
+        [FieldOffset(416)] public ulong Y;
+        [FieldOffset(424)] public ulong Workspace;
+        [FieldOffset(432)] public ulong Counters;
+        [FieldOffset(440)] public int M;
+        [FieldOffset(444)] public int N;
+        [FieldOffset(448)] public int K;
+        [FieldOffset(452)] public int KBlocksPerSplit;
+        [FieldOffset(456)] public int Splits;
+        [FieldOffset(460)] public int GroupM;
+        [FieldOffset(464)] public int Flags;
     }
 
     readonly KernelCache kernels;
@@ -28,7 +52,11 @@ public sealed class W4A8Gemm : IDisposable
     }
 
     /// <summary>Compiles (or loads from the disk cache) the kernels now rather than at the first call.</summary>
-    public void Warm() { ModuleFor("W4A8Gemm.cu"); ModuleFor("W4A8GemmMma.cu"); }
+    public void Warm() { ModuleFor("W4A8Gemm.cu"); ModuleFor("W4A8GemmMma.cu"); if (WarpSpecialized) ModuleFor("W4A8GemmWs.cu"); }
+
+    /// <summary>M &gt; 32 runs the warp-specialized kernel (W4A8GemmWs.cu) rather than W4A8Gemm.cu's.</summary>
+    public bool WarpSpecialized { get; init; } = DefaultWarpSpecialized;
+    public static bool DefaultWarpSpecialized { get; set; } = true;
 
     /// <summary>FP32 promotion of the FP8 tensor-core sums: 0 none (default: it changed no measured error), 1 per 128-wide group, 2 per 64-wide block.</summary>
     public int Promote { get; init; } = 0;
@@ -41,9 +69,12 @@ public sealed class W4A8Gemm : IDisposable
     public static int DefaultMmaRing { get; set; } = 4;
 
     CudaModule ModuleFor(string source) =>
-        source == "W4A8Gemm.cu"
-            ? kernels.Load(source, hopperOnly: true, Promote == 0 ? [] : [$"W4A8_PROMOTE={Promote}"])
-            : kernels.Load(source, hopperOnly: true, MmaRing == 4 ? [] : [$"W4A8_MMA_RING={MmaRing}"]);
+        source switch
+        {
+            "W4A8Gemm.cu" => kernels.Load(source, hopperOnly: true, Promote == 0 ? [] : [$"W4A8_PROMOTE={Promote}"]),
+            "W4A8GemmMma.cu" => kernels.Load(source, hopperOnly: true, MmaRing == 4 ? [] : [$"W4A8_MMA_RING={MmaRing}"]),
+            _ => kernels.Load(source, hopperOnly: true),
+        };
 
     readonly Dictionary<(int, int, int), GemmPlan> plans = new();
 
@@ -51,7 +82,7 @@ public sealed class W4A8Gemm : IDisposable
     {
         if (plans.TryGetValue((m, n, k), out var p)) return p;
         p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, MmaMaxM,
-            c => ModuleFor(c.W4A8Source).Function(c.W4A8Kernel).MaxActiveBlocksPerSm(c.Mma ? 128 : 128 * c.WN, (int)c.W4A8SharedBytes));
+            c => ModuleFor(c.W4A8Source).Function(c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
         plans[(m, n, k)] = p;
         return p;
     }
@@ -65,13 +96,72 @@ public sealed class W4A8Gemm : IDisposable
         var pl = plan ?? Plan(m, w.N, w.K);
         var (ws, counters) = scratch.Get(pl, m, w.N);
         var f = ModuleFor(pl.W4A8Source).Function(pl.W4A8Kernel);
+        if (pl.Ws)
+        {
+            var wp = new WsParams
+            {
+                TokenScale = tokenScale.Pointer, Weight = w.WeightTiled.Pointer, Scales = w.SigmaTiled.Pointer,
+                ChannelScale = w.ChannelScale.Pointer, Y = y.Pointer, Workspace = ws, Counters = counters,
+                M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
+            };
+            if (WsTensorMapWeights) wp.Flags |= 1;
+            if (WsRotateK) wp.Flags |= 2;
+            SetMaps(ref wp, x8.Pointer, m, w, pl.MT, 4 * pl.WN);
+            // Persistent: one CTA per SM loops over the (tile, split) work units.
+            f.Launch(stream, ((uint)Math.Min((long)pl.Ctas * pl.Splits, context.MultiprocessorCount), 1, 1), (uint)pl.W4A8Threads, wp, pl.W4A8SharedBytes);
+            return;
+        }
         var p = new Params
         {
             X = x8.Pointer, TokenScale = tokenScale.Pointer, Weight = w.WeightTiled.Pointer, Scales = w.SigmaTiled.Pointer,
             ChannelScale = w.ChannelScale.Pointer, Y = y.Pointer, Workspace = ws, Counters = counters,
             M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
         };
-        f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)(pl.Mma ? 128 : 128 * pl.WN), p, pl.W4A8SharedBytes);
+        f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)pl.W4A8Threads, p, pl.W4A8SharedBytes);
+    }
+
+    /// <summary>Weights and σ through two TMA maps (3 copies per stage) rather than 2 bulk copies per 16-row slab.</summary>
+    public static bool WsTensorMapWeights { get; set; } = true;
+    /// <summary>
+    /// Start each n-tile's k walk at a different 128-wide group (meant to spread concurrent activation reads over L2).
+    /// Off: run 4 measured no difference (M=256: 65.2 µs rotated, 64.1 plain), so the L2 hot-spot guess was wrong.
+    /// </summary>
+    public static bool WsRotateK { get; set; } = false;
+
+    // Encoded TMA descriptors by (address, rows, row bytes, box): a host call each, cached because the runtime reuses buffers.
+    readonly Dictionary<(ulong, long, long, int, int, bool), byte[]> maps = new();
+
+    /// <summary>
+    /// The three TMA maps of the warp-specialized kernel: x8 [M][K] bytes with a 128 × <paramref name="tokens"/> box and
+    /// 128-byte swizzle (wgmma's K-major SWIZZLE_128B layout; rows past M read as zeros); the tiled codes as u64
+    /// [N/16][K] with a 1 KB × <paramref name="slabs"/> box (the two 512-byte k-blocks of a group per slab, unswizzled, the
+    /// layout the consumers read); σ pairs as u64 [N/16][K/64] with a 16 B × slabs box.
+    /// </summary>
+    unsafe void SetMaps(ref WsParams p, ulong x8, int m, W4A8GemmOperands w, int tokens, int slabs)
+    {
+        fixed (byte* a = p.ActMap) Map(a, x8, Driver.TensorMapUint8, w.K, m, w.K, 128, tokens, swizzle: true);
+        fixed (byte* b = p.WeightMap) Map(b, w.WeightTiled.Pointer, Driver.TensorMapUint64, w.K, w.N / 16, (long)w.K * 8, 128, slabs, swizzle: false);
+        fixed (byte* c = p.SigmaMap) Map(c, w.SigmaTiled.Pointer, Driver.TensorMapUint64, w.K / 64, w.N / 16, (long)w.K / 8, 2, slabs, swizzle: false);
+    }
+
+    unsafe void Map(byte* dst, ulong address, int type, long cols, long rows, long rowBytes, int boxCols, int boxRows, bool swizzle)
+    {
+        var key = (address, rows, rowBytes, boxRows, type, swizzle);
+        if (!maps.TryGetValue(key, out var enc))
+        {
+            enc = new byte[128];
+            ulong* dims = stackalloc ulong[2] { (ulong)cols, (ulong)rows };
+            ulong* strides = stackalloc ulong[1] { (ulong)rowBytes };
+            uint* box = stackalloc uint[2] { (uint)boxCols, (uint)boxRows };
+            uint* elem = stackalloc uint[2] { 1, 1 };
+            fixed (byte* e = enc)
+                CudaException.Check(Driver.cuTensorMapEncodeTiled(e, type, 2, address, dims, strides, box, elem, Driver.TensorMapInterleaveNone,
+                    swizzle ? Driver.TensorMapSwizzle128B : Driver.TensorMapSwizzleNone, Driver.TensorMapL2Promotion256B, Driver.TensorMapOobFillZero),
+                    $"cuTensorMapEncodeTiled({rows}x{cols}, box {boxRows}x{boxCols})");
+            if (maps.Count > 256) maps.Clear();
+            maps[key] = enc;
+        }
+        new ReadOnlySpan<byte>(enc).CopyTo(new Span<byte>(dst, 128));
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>

@@ -16,6 +16,7 @@
 // registers from the FP8 group scale sigma (1 byte) rather than stored (8 bytes), saving 11% of weight bytes; the
 // dequant is then 3 PRMT per 4 weights as in CUTLASS's lookup_table_convert (spec §1.5), learned from, not copied.
 #include "Common.cuh"
+#include "W4A8Lut.cuh"
 
 #ifndef W4A8_MMA_RING
 #define W4A8_MMA_RING 4
@@ -37,37 +38,6 @@ struct W4A8GemmParams {
 };
 static_assert(sizeof(W4A8GemmParams) == 88, "W4A8GemmParams must match W4A8Gemm.cs (same struct as W4A8Gemm.cu)");
 
-// Builds the negative and positive FP8 LUTs of one row from its FP8 group scale (as f16, exact).
-// neg byte i = e4m3((i - 8) * sigma), i = 0..7; pos byte i = e4m3((8 - i) * sigma) for i >= 1, byte 0 = -0.
-// The products i*sigma are exact in f16 (sigma has 4 significant bits, |i*sigma| <= 448), so the only rounding is
-// the single RNE to e4m3, identical to the CPU reference's e4m3(q * sigma).
-__device__ __forceinline__ void build_lut(u32 sigmaF16x2Dup, u32& negLo, u32& negHi, u32& posLo, u32& posHi) {
-    u32 p0, p1, p2, p3;
-    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(p0) : "r"(sigmaF16x2Dup), "r"(0xC700C800u)); // (-8, -7)
-    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(p1) : "r"(sigmaF16x2Dup), "r"(0xC500C600u)); // (-6, -5)
-    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(p2) : "r"(sigmaF16x2Dup), "r"(0xC200C400u)); // (-4, -3)
-    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(p3) : "r"(sigmaF16x2Dup), "r"(0xBC00C000u)); // (-2, -1)
-    negLo = (u32)f16x2_to_e4m3x2(p0) | ((u32)f16x2_to_e4m3x2(p1) << 16);
-    negHi = (u32)f16x2_to_e4m3x2(p2) | ((u32)f16x2_to_e4m3x2(p3) << 16);
-    // Flipping the e4m3 sign bit is exact; byte 0 (code q = 0) becomes 0x80 = -0.
-    posLo = (negLo & 0xFFFFFF00u) ^ 0x80808080u;
-    posHi = negHi ^ 0x80808080u;
-}
-
-struct Lut { u32 nLo, nHi, pLo, pHi; };
-
-// 8 codes (4 of row gid in the low half, 4 of row gid+8 in the high half) -> two registers of 4 e4m3 each.
-__device__ __forceinline__ void convert8(u32 src, const Lut& r0, const Lut& r1, u32& out0, u32& out1) {
-    u32 sign = ((src & 0x88888888u) | 0x64206420u) >> 1; // per nibble j: j + 4*s_j  (prmt: pick pos or neg byte)
-    u32 idx = src & 0x77777777u;                          // magnitude index, sign bit cleared
-    u32 n0 = prmt(r0.nLo, r0.nHi, idx);
-    u32 p0 = prmt(r0.pLo, r0.pHi, idx);
-    out0 = prmt(p0, n0, sign);
-    u32 idx1 = idx >> 16, sign1 = sign >> 16;
-    u32 n1 = prmt(r1.nLo, r1.nHi, idx1);
-    u32 p1 = prmt(r1.pLo, r1.pHi, idx1);
-    out1 = prmt(p1, n1, sign1);
-}
 
 __device__ __forceinline__ void mma_e4m3(float (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
     asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"

@@ -57,6 +57,18 @@ static partial class Driver
     [LibraryImport(Lib)] public static partial int cuGraphDestroy(IntPtr graph);
     [LibraryImport(Lib)] public static partial int cuGraphGetNodes(IntPtr graph, IntPtr nodes, ref nuint count);
 
+    /// <summary>Encodes a TMA tensor map (CUtensorMap, 128 bytes) for cp.async.bulk.tensor (cuda.h, CUDA 12+).</summary>
+    [LibraryImport(Lib)] public static unsafe partial int cuTensorMapEncodeTiled(void* tensorMap, int dataType, uint rank, ulong globalAddress,
+        ulong* globalDim, ulong* globalStrides, uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
+    // CUtensorMap enums used by Nibble (cuda.h).
+    public const int TensorMapUint8 = 0;
+    public const int TensorMapUint64 = 4;
+    public const int TensorMapSwizzleNone = 0;
+    public const int TensorMapInterleaveNone = 0;
+    public const int TensorMapSwizzle128B = 3;
+    public const int TensorMapL2Promotion256B = 3;
+    public const int TensorMapOobFillZero = 0;
+
     [LibraryImport(Lib)] public static partial int cuOccupancyMaxActiveBlocksPerMultiprocessor(out int numBlocks, IntPtr function, int blockSize, nuint dynamicSmemBytes);
 
     // CUdevice_attribute values used by Nibble (cuda.h).
