@@ -107,7 +107,8 @@ public static class GpuOpsSuite
         // v3a whose last CTA per kv head merges the splits (one launch), with its own (fewer, fatter) split choice, also
         // timed at v3a's split count and, on short caches, at forced counts; v2 (warp per key group) for comparison.
         // "eager" rows time each launch between its own events (host launch cost included when the GPU outruns the host);
-        // "queued" rows time launches queued back to back behind a 512 MiB memset, as a CUDA-graph replay runs them.
+        // "queued" rows replay 10 launches captured into one CUDA graph behind a 512 MiB memset (the host is done queuing
+        // before the first one starts), as a decode-step graph runs them: GPU time per launch, no host cost.
         using var busyBlock = new DeviceBuffer<byte>(ctx, 512L << 20);
         void Busy() => busyBlock.FillBytes(0, stream);
         using var tickets = new DeviceBuffer<uint>(ctx, 1024);
