@@ -39,8 +39,7 @@ public static class GpuGemmSuite
         bool onlyW4a8 = args.Contains("--only-w4a8");
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         bool decodeVariants = args.Contains("--decode-variants");
-        if (args.Contains("--decode-bulk")) W4A8Gemm.DefaultDecodeBulk = true;
-        if (args.Contains("--decode-lp")) W4A8Gemm.DefaultDecodeLutPrefetch = true;
+        if (Arg(args, "--decode-fold") is { } fold) W4A8Gemm.DefaultDecodeFoldMaxM = int.Parse(fold); // fold kernel up to this M
         var clock = Stopwatch.StartNew();
 
         using var ctx = CudaContext.Open();
@@ -144,21 +143,21 @@ public static class GpuGemmSuite
         return 0;
     }
 
-    /// <summary>--decode-variants: times the small-M kernels (register ring with 1 or 2 slabs per warp, bulk copy with 8 or 4 consumer warps) (console only).</summary>
+    /// <summary>--decode-variants: times the small-M kernels, v3 (HFMA2) and v4 (fold), with 1 or 2 slabs per warp (console only).</summary>
     static void DecodeVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, DeviceBuffer<byte> x8, DeviceBuffer<float> ts,
         List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, int m, int n, int k)
     {
         var parts = new List<string>();
-        foreach (var (bulk, lp) in new[] { (false, false), (false, true), (true, false) })
-            foreach (int wn in m <= 8 || !bulk ? new[] { 1, 2 } : new[] { 2 })
+        foreach (bool fold in new[] { false, true })
+            foreach (int wn in new[] { 0, 1, 2 })
             {
                 W4A8GemmDecode.ForceWn = wn;
                 try
                 {
-                    using var g = new W4A8Gemm(kernels, ctx) { DecodeBulk = bulk, DecodeLutPrefetch = lp, DecodeWideOnlyAbove16 = false };
+                    using var g = new W4A8Gemm(kernels, ctx) { DecodeFoldMaxM = fold ? 32 : 0, DecodeWideOnlyAbove16 = false };
                     var pl = g.Plan(m, n, k);
                     double t = Time(ctx, stream, it, i => g.Run(stream, x8, ts, ops[i % ops.Count], y, m, pl));
-                    parts.Add(string.Create(CultureInfo.InvariantCulture, $"{(bulk ? $"bulk c{4 * wn}" : $"ring w{wn}{(lp ? "p" : "")}")} s{pl.Splits}: {t:F1}"));
+                    parts.Add(string.Create(CultureInfo.InvariantCulture, $"{(fold ? "v4" : "v3")} {(wn == 0 ? "planned " : "")}w{pl.WN} s{pl.Splits}: {t:F1}"));
                 }
                 finally { W4A8GemmDecode.ForceWn = 0; }
             }

@@ -43,6 +43,36 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
         Assert.Equal(254 * 16, checkedValues);
     }
 
+    [Fact]
+    public void The_fold_kernels_exponent_byte_makes_each_table_byte_the_exact_f16_of_the_weight_plus_1152_units()
+    {
+        // W4A8GemmMma.cu's fold path: E = (unit's f16 high byte) + 40, the f16 with bits (E << 8) | u must be exactly
+        // (1024 + u)·unit, and adding the offset mma's constant −1152·unit (the table's bias pair) must give e4m3(q·σ).
+        var words = W4A8DecodeTable.Build();
+        int checkedValues = 0;
+        for (int sb = 0; sb < 256; sb++)
+        {
+            if ((sb & 0x7F) == 0x7F) continue;
+            float sigma = HostNumerics.DecodeE4M3((byte)sb);
+            uint unitBits = words[W4A8DecodeTable.ScaleOffsetBytes / 4 + 2 * sb], biasBits = words[W4A8DecodeTable.ScaleOffsetBytes / 4 + 2 * sb + 1];
+            double unit = (double)BitConverter.UInt16BitsToHalf((ushort)unitBits), offset = (double)BitConverter.UInt16BitsToHalf((ushort)biasBits);
+            Assert.Equal(-1152 * unit, offset);
+            uint e = ((unitBits >> 8) & 0xFF) + 0x28;
+            Assert.True(e <= 0x78 && (e & 3) == 0, $"sigma 0x{sb:X2}: exponent byte 0x{e:X2} is not a finite f16 exponent with empty mantissa bits");
+            for (int code = 0; code < 16; code++)
+            {
+                int i = code & 7, word = sb * 4 + ((code & 8) != 0 ? 0 : 2) + i / 4;
+                int u = (int)(words[word] >> (8 * (i % 4))) & 0xFF;
+                double a = (double)BitConverter.UInt16BitsToHalf((ushort)((e << 8) | (uint)u));
+                Assert.Equal((1024 + u) * unit, a);
+                double expected = HostNumerics.DecodeE4M3(HostNumerics.EncodeE4M3(W4A8DecodeTable.CodeValue(code) * sigma));
+                Assert.True(a + offset == expected, $"sigma 0x{sb:X2} code {code}: {a} + {offset} != {expected}");
+                checkedValues++;
+            }
+        }
+        Assert.Equal(254 * 16, checkedValues);
+    }
+
     public static TheoryData<int> Ms => new() { 1, 3, 7, 13, 16, 31 };
 
     [Theory]
@@ -69,10 +99,11 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
             using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
             using var db = DeviceBuffer<float>.From(ctx, bias, stream);
             using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx);
-            using var gemmLp = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeLutPrefetch = true };
-            // Register ring (KS = 1) with 1, 2, 4 slabs per warp; bulk copy (KS = 4 k-blocks per chunk) with 4 or 8 consumer warps.
-            foreach (var (mt, wn, ks) in new[] { (8, 1, 1), (8, 2, 1), (8, 4, 1), (16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 2, 1), (8, 2, 4), (8, 1, 4), (16, 2, 4), (32, 2, 4) })
+            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = 0 };
+            using var gemmFold = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = 32 };
+            // 1, 2, 4 slabs per warp, each in the v3 (HFMA2) and v4 (fold) form.
+            foreach (var (mt, wn, ks) in new[] { (8, 1, 1), (8, 2, 1), (8, 4, 1), (16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 2, 1) })
+            foreach (var g in new[] { gemm, gemmFold })
             {
                 if (n % (64 * wn) != 0) continue;
                 int groups = k / 128, mTiles = (m + mt - 1) / mt, nTiles = n / (64 * wn);
@@ -82,8 +113,6 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
                         int splits = (groups + gps - 1) / gps;
                         var plan = new GemmPlan(mt, wn, ks, splits, 2 * gps, mTiles, nTiles, 8, Mma: true);
                         dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
-                        // The register-ring kernels also in their decode-table-prefetch form (with bias).
-                        var g = withBias && ks == 1 ? gemmLp : gemm;
                         g.Run(stream, d8, ds, ops, dy, m, plan, withBias ? db : null);
                         var got = dy.ToArray(stream);
                         var expected = new double[acc.Length];
@@ -97,7 +126,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
                             if (got[i] == HostNumerics.FloatToBf16(v)) same++;
                         }
                         double err = Reference.RelativeError(got, expected);
-                        string name = $"{W4A8GemmDecode.KernelName(plan, g.DecodeLutPrefetch)} splits={splits} bias={withBias}";
+                        string name = $"{W4A8GemmDecode.KernelName(plan, g.DecodeFold(m))} splits={splits} bias={withBias}";
                         if (gps == groups && !withBias)
                             output.WriteLine($"M={m} N={n} K={k} {name}: rel. error {err:E2}, {same}/{got.Length} bf16 outputs identical");
                         Assert.True(err <= 1e-3, $"M={m} N={n} K={k} {name}: relative error {err:E3} > 1e-3; worst rows {Reference.WorstRows(got, expected, m, n)}");
@@ -113,7 +142,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
     [InlineData(1, 1152, 4096, true)]
     [InlineData(13, 3072, 1408, true)]
     [InlineData(32, 384, 8192, true)]
-    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k, bool bulk)
+    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k, bool fold)
     {
         Gpu.RequireHopper();
         var rng = new Random(m + n + k);
@@ -130,15 +159,15 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
         using var d8 = DeviceBuffer<byte>.From(ctx, x8, stream);
         using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
         using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeBulk = bulk, DecodeWideOnlyAbove16 = false };
+        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = fold ? 32 : 0, DecodeWideOnlyAbove16 = false };
         var plan = gemm.Plan(m, n, k);
-        Assert.True(plan.Mma && W4A8GemmDecode.IsBulk(plan) == bulk, $"M={m} should plan the {(bulk ? "bulk" : "register-ring")} decode kernel, got {plan}");
+        Assert.True(plan.Mma, $"M={m} should plan the decode kernel, got {plan}");
         for (int rep = 0; rep < 2; rep++) // split-K tickets must reset themselves
         {
             dy.FillBytes(0xFF, stream);
             gemm.Run(stream, d8, ds, ops, dy, m, plan);
             var err = Reference.RelativeError(dy.ToArray(stream), expected);
-            output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan)} splits={plan.Splits}: rel. error {err:E2}");
+            output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan, fold)} splits={plan.Splits}: rel. error {err:E2}");
             Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
         }
     }

@@ -93,10 +93,9 @@ public sealed class W4A8Gemm : IDisposable
 
     public GemmPlan Plan(int m, int n, int k)
     {
-        if (DecodeBulk && m <= Math.Min(DecodeMaxM(n), 32)) return BulkPlan(m, n, k);
         if (plans.TryGetValue((m, n, k), out var p)) return p;
         p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, DecodeMaxM(n),
-            c => ModuleFor(c.W4A8Source).Function(c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
+            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeFold(m)) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
         plans[(m, n, k)] = p;
         return p;
     }
@@ -188,34 +187,24 @@ public sealed class W4A8Gemm : IDisposable
         new ReadOnlySpan<byte>(enc).CopyTo(new Span<byte>(dst, 128));
     }
 
-    /// <summary>M ≤ 32 through the bulk-copy decode kernel (W4A8GemmDecode.BulkPlan) instead of the register-ring one.</summary>
-    public bool DecodeBulk { get; init; } = DefaultDecodeBulk;
-    public static bool DefaultDecodeBulk { get; set; }
+    /// <summary>
+    /// Small M through the v4 "fold" decode kernels (<c>w4a8_mma_*f</c>): each weight pair is one PRMT placing the table
+    /// byte under the row's exponent byte, (n + 1152)·unit exactly, and one extra mma per word with A = −1152·unit removes
+    /// the offset (no HFMA2). Same exact products; the FP32 sums see partial sums up to ~10× larger (docs/kernels/w4a8-gemm.md).
+    /// </summary>
+    /// <remarks>Used for M ≤ <see cref="DecodeFoldMaxM"/> (0: never, 32: every decode plan).</remarks>
+    public int DecodeFoldMaxM { get; init; } = DefaultDecodeFoldMaxM;
+    /// <summary>Process default of <see cref="DecodeFoldMaxM"/>; the environment variable NIBBLE_W4A8_DECODE_FOLD (an M) sets it.</summary>
+    public static int DefaultDecodeFoldMaxM { get; set; } =
+        int.TryParse(Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_FOLD"), out var f) ? Math.Clamp(f, 0, 32) : 0;
 
-    /// <summary>Register-ring decode kernel: load the next group's decode table entries a group ahead (the "p" kernels).</summary>
-    public bool DecodeLutPrefetch { get; init; } = DefaultDecodeLutPrefetch;
-    public static bool DefaultDecodeLutPrefetch { get; set; }
-
-    readonly Dictionary<(int, int, int), GemmPlan> bulkPlans = new();
-
-    /// <summary>The bulk-copy decode plan for M ≤ 32 (cached).</summary>
-    GemmPlan BulkPlan(int m, int n, int k)
-    {
-        if (!bulkPlans.TryGetValue((m, n, k), out var b))
-        {
-            var module = ModuleFor("W4A8GemmMma.cu");
-            b = W4A8GemmDecode.BulkPlan(m, n, k, context.MultiprocessorCount,
-                c => module.Function(W4A8GemmDecode.KernelName(c)).MaxActiveBlocksPerSm(W4A8GemmDecode.Threads(c), W4A8GemmDecode.SharedBytes(c)),
-                W4A8GemmDecode.ForceWn == 1 ? 1 : 2);
-            bulkPlans[(m, n, k)] = b;
-        }
-        return b;
-    }
+    /// <summary>Whether a decode plan for <paramref name="m"/> tokens runs the fold kernel.</summary>
+    public bool DecodeFold(int m) => m <= DecodeFoldMaxM;
 
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
     {
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeLutPrefetch);
+        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeFold(m));
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>

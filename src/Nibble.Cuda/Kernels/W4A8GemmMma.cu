@@ -65,19 +65,18 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], u32 a0, u32 a1, u32 a2, u
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// One row's decode state for one group: the u bytes of the 16 codes and the f16x2 unit / offset pair.
-struct DecLut { u32 nLo, nHi, pLo, pHi, unit2, bias2; };
+// One row's decode state for one group: the u bytes of the 16 codes, the f16x2 unit / offset pair, and (fold
+// variant) the f16 high byte E, replicated, that makes [u, E] the f16 (1024 + u) * unit: unit = 2^k has the f16 high
+// byte (k + 15) << 2, and (1024 + u) * 2^k needs the exponent field k + 25, i.e. E = unit's high byte + 40
+// (E = 0x40..0x78 for k = -9..5, 0x64 for unit 1: the constant of the HFMA2 path).
+struct DecLut { u32 nLo, nHi, pLo, pHi, unit2, bias2, exp4; };
 
-__device__ __forceinline__ void load_dec_lut(const W4A8DecodeParams& p, u32 sigmaByte, DecLut& l) {
-    u32x4 t = ldg_nc_v4(p.table + sigmaByte);
-    u32x2 s = ldg_nc_v2(p.tableScale + sigmaByte);
-    l.nLo = t.x; l.nHi = t.y; l.pLo = t.z; l.pHi = t.w; l.unit2 = s.x; l.bias2 = s.y;
-}
-// The same from the CTA's shared-memory copy of the table (32-bit addresses, no L1 round trip at each group start).
+// From the CTA's shared-memory copy of the table (32-bit addresses, no L1 round trip at each group start).
 __device__ __forceinline__ void load_dec_lut(const u32x4* tab, const u32x2* scale, u32 sigmaByte, DecLut& l) {
     const u32x4 t = tab[sigmaByte];
     const u32x2 s = scale[sigmaByte];
     l.nLo = t.x; l.nHi = t.y; l.pLo = t.z; l.pHi = t.w; l.unit2 = s.x; l.bias2 = s.y;
+    l.exp4 = prmt(s.x, 0u, 0x1111u) + 0x28282828u; // bytes <= 0x50 + 0x28: no carry between bytes
 }
 
 // 8 codes (4 of row gid in the low half, 4 of row gid+8 in the high half) -> the 4 f16x2 registers of one m16n8k16
@@ -99,9 +98,28 @@ __device__ __forceinline__ void decode8(u32 w, const DecLut& r0, const DecLut& r
     a3 = hfma2(prmt(b1, 0x64646464u, 0x4342u), r1.unit2, r1.bias2); // row gid+8, codes 2,3
 }
 
+// Fold variant (v4): the same lookups, but the byte goes under the row's exponent byte E, so each element is the exact
+// f16 (1024 + u) * unit = (n + 1152) * unit (|n| <= 120, so 1032..1272 times a power of two: 11 significant bits,
+// at most 1279 * 2^5 < 65504) and no HFMA2 runs. The kernel then adds one mma per word with the constant A = -1152 *
+// unit (the table's bias pair, exact in f16) and the same B fragment, which removes the offset from the FP32 sums:
+// every product stays exact, only the FP32 accumulation sees larger partial sums (see docs/kernels/w4a8-gemm.md).
+__device__ __forceinline__ void decode8_fold(u32 w, const DecLut& r0, const DecLut& r1, u32& a0, u32& a1, u32& a2, u32& a3) {
+    u32 sign;
+    asm("lop3.b32 %0, %1, 0x88888888, %2, 0xEA;" : "=r"(sign) : "r"(w), "r"(0x64206420u));
+    sign >>= 1;
+    const u32 idx = w & 0x77777777u;
+    const u32 b0 = prmt(prmt(r0.pLo, r0.pHi, idx), prmt(r0.nLo, r0.nHi, idx), sign);
+    const u32 idx1 = idx >> 16, sign1 = sign >> 16;
+    const u32 b1 = prmt(prmt(r1.pLo, r1.pHi, idx1), prmt(r1.nLo, r1.nHi, idx1), sign1);
+    a0 = prmt(b0, r0.exp4, 0x4140u); // [u0, E, u1, E]: row gid, codes 0,1
+    a2 = prmt(b0, r0.exp4, 0x4342u); // row gid, codes 2,3
+    a1 = prmt(b1, r1.exp4, 0x4140u); // row gid+8
+    a3 = prmt(b1, r1.exp4, 0x4342u);
+}
+
 // MT tokens per CTA (multiple of 8), WN 16-row slabs per warp, 4 warps per CTA: CTA tile = (64*WN) rows x MT tokens.
-// LP: load the next group's decode table entries one group ahead (else at the group start, an L1 round trip).
-template <int MT, int WN, bool LP>
+// FOLD: weights as (n + 1152) * unit through PRMT only, plus one offset mma per word (v4); else the HFMA2 path (v3).
+template <int MT, int WN, bool FOLD>
 __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     constexpr int NT = MT / 8;       // n8 tiles (tokens) per warp
     constexpr int D = W4A8_MMA_RING; // k-blocks of weights in flight per thread (register ring), even
@@ -171,13 +189,15 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     for (int i = threadIdx.x; i < 256; i += blockDim.x) { sTab[i] = ldg_nc_v4(p.table + i); sScale[i] = ldg_nc_v2(p.tableScale + i); }
     __syncthreads();
 
-    DecLut lut[WN][2], lutNext[WN][2];
-    if (LP)
+    DecLut lut[WN][2];
+    // Fold with one token tile: a second accumulator set for the odd words, so the data/offset mma pairs of two words
+    // form two dependency chains instead of one (with NT >= 2 the tiles already give independent chains).
+    constexpr int NA = FOLD && NT == 1 ? 2 : 1;
+    float acc2[NA > 1 ? WN : 1][NT][4];
 #pragma unroll
-        for (int w = 0; w < WN; ++w) {
-            load_dec_lut(sTab, sScale, sring[0][w] & 0xFFu, lutNext[w][0]);
-            load_dec_lut(sTab, sScale, (sring[0][w] >> 8) & 0xFFu, lutNext[w][1]);
-        }
+    for (int w = 0; w < (NA > 1 ? WN : 1); ++w)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) acc2[w][j][0] = acc2[w][j][1] = acc2[w][j][2] = acc2[w][j][3] = 0.f;
     for (int kb0 = kbBegin; kb0 < kbEnd; kb0 += D) {
 #pragma unroll
         for (int d = 0; d < D; ++d) {
@@ -201,17 +221,8 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
                     for (int w = 0; w < WN; ++w) {
                         const u32 s2 = sring[d / 2][w];
                         if (g + SD < gEnd) sring[d / 2][w] = __ldg(sbase[w] + (g + SD) * 8);
-                        if (LP) {
-                            lut[w][0] = lutNext[w][0]; lut[w][1] = lutNext[w][1];
-                            if (g + 1 < gEnd) { // sigma of g+1 sits in the next slot (or, with SD = 1, was just loaded)
-                                const u32 sn = sring[(d / 2 + 1) % SD][w];
-                                load_dec_lut(sTab, sScale, sn & 0xFFu, lutNext[w][0]);
-                                load_dec_lut(sTab, sScale, (sn >> 8) & 0xFFu, lutNext[w][1]);
-                            }
-                        } else {
-                            load_dec_lut(sTab, sScale, s2 & 0xFFu, lut[w][0]);
-                            load_dec_lut(sTab, sScale, (s2 >> 8) & 0xFFu, lut[w][1]);
-                        }
+                        load_dec_lut(sTab, sScale, s2 & 0xFFu, lut[w][0]);
+                        load_dec_lut(sTab, sScale, (s2 >> 8) & 0xFFu, lut[w][1]);
                     }
                 }
                 // B fragments in f16 (exact), shared by the WN slabs: word q of the 16-byte load -> (bytes 0,1), (2,3).
@@ -228,17 +239,48 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
 #pragma unroll
                 for (int w = 0; w < WN; ++w) {
                     const u32 cw[4] = {cur[w].x, cur[w].y, cur[w].z, cur[w].w};
+                    if (FOLD) {
+                        const u32 c0 = lut[w][0].bias2, c1 = lut[w][1].bias2; // -1152 * unit of rows gid, gid+8
 #pragma unroll
-                    for (int q = 0; q < 4; ++q) {
-                        u32 a0, a1, a2, a3;
-                        decode8(cw[q], lut[w][0], lut[w][1], a0, a1, a2, a3);
+                        for (int qq = 0; qq < 4; qq += 2) {
+                            u32 a[2][4];
+                            decode8_fold(cw[qq], lut[w][0], lut[w][1], a[0][0], a[0][1], a[0][2], a[0][3]);
+                            decode8_fold(cw[qq + 1], lut[w][0], lut[w][1], a[1][0], a[1][1], a[1][2], a[1][3]);
+                            // Data mma of both words, then their offset mma: each offset follows its own word's data
+                            // on the same accumulator, so the partial sums carry the +1152 * unit * sum(x) of at most
+                            // two words.
 #pragma unroll
-                        for (int j = 0; j < NT; ++j) mma_f16(acc[w][j], a0, a1, a2, a3, bf[j][2 * q], bf[j][2 * q + 1]);
+                            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                                for (int j = 0; j < NT; ++j)
+                                    mma_f16(NA > 1 && h ? acc2[w][j] : acc[w][j], a[h][0], a[h][1], a[h][2], a[h][3], bf[j][2 * (qq + h)], bf[j][2 * (qq + h) + 1]);
+#pragma unroll
+                            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                                for (int j = 0; j < NT; ++j)
+                                    mma_f16(NA > 1 && h ? acc2[w][j] : acc[w][j], c0, c1, c0, c1, bf[j][2 * (qq + h)], bf[j][2 * (qq + h) + 1]);
+                        }
+                    } else {
+#pragma unroll
+                        for (int q = 0; q < 4; ++q) {
+                            u32 a0, a1, a2, a3;
+                            decode8(cw[q], lut[w][0], lut[w][1], a0, a1, a2, a3);
+#pragma unroll
+                            for (int j = 0; j < NT; ++j) mma_f16(acc[w][j], a0, a1, a2, a3, bf[j][2 * q], bf[j][2 * q + 1]);
+                        }
                     }
                 }
             }
         }
     }
+
+    if (NA > 1)
+#pragma unroll
+        for (int w = 0; w < WN; ++w)
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) acc[w][j][r] = __fadd_rn(acc[w][j][r], acc2[NA > 1 ? w : 0][j][r]);
 
     // Epilogue. Accumulator (w, j, r): row n = (nb0+w)*16 + gid + 8*(r>>1), token m = m0 + 8j + 2*tig + (r&1).
     if (p.splits > 1) {
@@ -298,227 +340,11 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     }
 }
 
-// ---- Bulk-copy variant (w4a8_bulk_m{MT}_c{CW}_k{KC}): the weights stop going through registers. ----
-// Measured v3 (register ring above): ~1.8 TB/s at 57344x8192, with 4 k-blocks in flight per thread; deeper rings cost
-// registers and got slower. Here one producer warp streams each consumer warp's slab in chunks of KC k-blocks (plus
-// the chunk's sigma pairs) with cp.async.bulk into an S-stage shared-memory ring (mbarrier full/empty per stage, as
-// CUTLASS's TMA warp-specialized pipelines; learned from, not copied), so up to S*CW*KC*512 bytes per CTA are in
-// flight whatever the consumers' registers; consumers read their 512-byte block with one conflict-free LDS.128.
-#ifndef W4A8_BULK_STAGES
-#define W4A8_BULK_STAGES 4
-#endif
-
-__device__ __forceinline__ u32 smem_addr(const void* p) {
-    u32 r;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
-    return r;
-}
-__device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(u32 bar, u32 bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(u32 bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
-    u32 done;
-    do {
-        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(done) : "r"(bar), "r"(parity) : "memory");
-    } while (!done);
-}
-// 1-D bulk copy global -> shared completing `bytes` transactions on `bar` (16-byte aligned, multiple of 16).
-__device__ __forceinline__ void bulk_g2s(u32 dst, const void* src, u32 bytes, u32 bar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 :: "r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
-}
-__device__ __forceinline__ u32x4 lds128(u32 addr) {
-    u32x4 v;
-    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr) : "memory");
-    return v;
-}
-__device__ __forceinline__ u32 lds_u16(u32 addr) {
-    u16 v;
-    asm volatile("ld.shared.u16 %0, [%1];" : "=h"(v) : "r"(addr) : "memory");
-    return v;
-}
-
-// Dynamic shared memory of w4a8_bulk_*: S stages x CW slabs x (KC blocks of 512 B + KC/2 sigma rows of 16 B), then
-// 2S mbarriers (W4A8GemmDecode.BulkSharedBytes mirrors this).
-template <int CW, int KC> struct BulkShape {
-    static constexpr int Slab = KC * 512 + (KC / 2) * 16;
-    static constexpr int Stage = CW * Slab;
-    static constexpr int Bytes = W4A8_BULK_STAGES * Stage + 16 * W4A8_BULK_STAGES;
-};
-
-template <int MT, int CW, int KC>
-__device__ __forceinline__ void w4a8_bulk_impl(const W4A8DecodeParams& p) {
-    constexpr int NT = MT / 8, S = W4A8_BULK_STAGES;
-    using Shape = BulkShape<CW, KC>;
-    static_assert(KC % 2 == 0, "chunks are whole groups");
-    extern __shared__ __align__(128) u8 smem[];
-    __shared__ u32 ticket;
-    const u32 base = smem_addr(smem);
-    const u32 fullBar = base + S * Shape::Stage, emptyBar = fullBar + 8 * S;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int kBlocks = p.K >> 6, groups = p.K >> 7;
-    const int mTiles = (p.M + MT - 1) / MT, nTiles = p.N / (16 * CW);
-    const int tile = blockIdx.x;
-    const int perGroup = p.groupM * nTiles;
-    const int gFirstM = (tile / perGroup) * p.groupM;
-    const int gSize = min(mTiles - gFirstM, p.groupM);
-    const int mt = gFirstM + (tile % perGroup) % gSize;
-    const int nt = (tile % perGroup) / gSize;
-    const int split = blockIdx.y;
-    const int m0 = mt * MT, nb0 = nt * CW;
-    const int kbBegin = split * p.kBlocksPerSplit;
-    const int kbEnd = min(kBlocks, kbBegin + p.kBlocksPerSplit);
-    const int chunks = (kbEnd - kbBegin + KC - 1) / KC;
-
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < S; ++s) { mbar_init(fullBar + 8 * s, 1); mbar_init(emptyBar + 8 * s, CW); }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
-    __syncthreads();
-
-    if (warp == CW) { // producer: one lane issues every copy
-        if (lane == 0) {
-            for (int c = 0; c < chunks; ++c) {
-                const int slot = c % S;
-                if (c >= S) mbar_wait(emptyBar + 8 * slot, ((c / S) - 1) & 1);
-                const int kb0 = kbBegin + c * KC, kc = min(KC, kbEnd - kb0);
-                const u32 bar = fullBar + 8 * slot, st = base + slot * Shape::Stage;
-                mbar_expect_tx(bar, CW * (kc * 512 + (kc / 2) * 16));
-                for (int w = 0; w < CW; ++w) {
-                    bulk_g2s(st + w * Shape::Slab, reinterpret_cast<const u8*>(p.weight) + ((size_t)(nb0 + w) * kBlocks + kb0) * 512, kc * 512, bar);
-                    bulk_g2s(st + w * Shape::Slab + KC * 512, reinterpret_cast<const u8*>(p.sigma) + ((size_t)(nb0 + w) * groups + (kb0 >> 1)) * 16, (kc / 2) * 16, bar);
-                }
-            }
-        }
-        return; // the consumers synchronise among themselves (named barrier 1) from here on
-    }
-
-    const int gid = lane >> 2, tig = lane & 3;
-    float acc[NT][4];
-#pragma unroll
-    for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-    const u8* xrow[NT];
-#pragma unroll
-    for (int j = 0; j < NT; ++j) xrow[j] = p.x8 + (size_t)min(m0 + j * 8 + gid, p.M - 1) * p.K + tig * 16;
-    u32x4 xring[2][NT];
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-        xring[0][j] = ldg_nc_v4(xrow[j] + kbBegin * 64);
-        xring[1][j] = ldg_nc_v4(xrow[j] + (kbBegin + 1) * 64);
-    }
-    DecLut lut0, lut1;
-    for (int c = 0; c < chunks; ++c) {
-        const int slot = c % S;
-        mbar_wait(fullBar + 8 * slot, (c / S) & 1);
-        const u32 st = base + slot * Shape::Stage + warp * Shape::Slab;
-        const int kb0 = kbBegin + c * KC, kc = min(KC, kbEnd - kb0);
-#pragma unroll
-        for (int i = 0; i < KC; ++i) {
-            if (i < kc) {
-                const int kb = kb0 + i;
-                const u32x4 cur = lds128(st + i * 512 + lane * 16);
-                u32x4 xb[NT];
-#pragma unroll
-                for (int j = 0; j < NT; ++j) { // kb - kbBegin has the parity of i (chunks are even)
-                    xb[j] = xring[i & 1][j];
-                    if (kb + 2 < kbEnd) xring[i & 1][j] = ldg_nc_v4(xrow[j] + (kb + 2) * 64);
-                }
-                if ((i & 1) == 0) {
-                    const u32 s2 = lds_u16(st + KC * 512 + (i >> 1) * 16 + gid * 2);
-                    load_dec_lut(p, s2 & 0xFFu, lut0);
-                    load_dec_lut(p, s2 >> 8, lut1);
-                }
-                u32 bf[NT][8];
-#pragma unroll
-                for (int j = 0; j < NT; ++j) {
-                    const u32 xw[4] = {xb[j].x, xb[j].y, xb[j].z, xb[j].w};
-#pragma unroll
-                    for (int q = 0; q < 4; ++q) {
-                        bf[j][2 * q] = e4m3x2_to_f16x2((u16)xw[q]);
-                        bf[j][2 * q + 1] = e4m3x2_to_f16x2((u16)(xw[q] >> 16));
-                    }
-                }
-                const u32 cw[4] = {cur.x, cur.y, cur.z, cur.w};
-#pragma unroll
-                for (int q = 0; q < 4; ++q) {
-                    u32 a0, a1, a2, a3;
-                    decode8(cw[q], lut0, lut1, a0, a1, a2, a3);
-#pragma unroll
-                    for (int j = 0; j < NT; ++j) mma_f16(acc[j], a0, a1, a2, a3, bf[j][2 * q], bf[j][2 * q + 1]);
-                }
-            }
-        }
-        __syncwarp();
-        if (lane == 0) mbar_arrive(emptyBar + 8 * slot);
-    }
-
-    // Epilogue as the register-ring kernel (one slab per warp); the consumers sync on named barrier 1.
-    const int nA = (nb0 + warp) * 16 + gid;
-    if (p.splits > 1) {
-        float* ws = p.workspace + (size_t)split * p.M * p.N;
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) {
-                int n = nA + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-                if (m < p.M) ws[(size_t)m * p.N + n] = acc[j][r];
-            }
-        __threadfence();
-        asm volatile("bar.sync 1, %0;" :: "n"(CW * 32) : "memory");
-        u32* counter = p.counters + (size_t)nt * mTiles + mt;
-        if (threadIdx.x == 0) ticket = atomicAdd(counter, 1u);
-        asm volatile("bar.sync 1, %0;" :: "n"(CW * 32) : "memory");
-        if (ticket != (u32)(p.splits - 1)) return;
-        __threadfence();
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) {
-                int n = nA + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-                if (m < p.M) {
-                    float s = 0.f;
-                    for (int z = 0; z < p.splits; ++z) s += ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n);
-                    acc[j][r] = s;
-                }
-            }
-        if (threadIdx.x == 0) *counter = 0u;
-    }
-    const float cA = p.channelScale[nA], cB = p.channelScale[nA + 8];
-    const float bA = p.bias ? p.bias[nA] : 0.f, bB = p.bias ? p.bias[nA + 8] : 0.f;
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-            int m = m0 + 8 * j + 2 * tig + (r & 1);
-            if (m < p.M) {
-                float v = __fmul_rn((r >> 1) ? cB : cA, __fmul_rn(p.tokenScale[m], acc[j][r]));
-                if (p.bias) v = __fadd_rn(v, (r >> 1) ? bB : bA);
-                p.y[(size_t)m * p.N + nA + 8 * (r >> 1)] = f32_to_bf16(v);
-            }
-        }
-}
-
-#define W4A8_BULK_INSTANCE(MT, CW, KC)                                                                            \
-    extern "C" __global__ void __launch_bounds__(32 * (CW + 1)) w4a8_bulk_m##MT##_c##CW##_k##KC(const W4A8DecodeParams p) { \
-        w4a8_bulk_impl<MT, CW, KC>(p);                                                                            \
-    }
-W4A8_BULK_INSTANCE(8, 8, 4)
-W4A8_BULK_INSTANCE(8, 4, 4)
-W4A8_BULK_INSTANCE(16, 8, 4)
-W4A8_BULK_INSTANCE(32, 8, 4)
-
 #define W4A8_INSTANCE(MT, WN)                                                                           \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN(const W4A8DecodeParams p) { \
         w4a8_decode_impl<MT, WN, false>(p);                                                              \
     }                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##p(const W4A8DecodeParams p) { \
+    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##f(const W4A8DecodeParams p) { \
         w4a8_decode_impl<MT, WN, true>(p);                                                               \
     }
 W4A8_INSTANCE(8, 1)
