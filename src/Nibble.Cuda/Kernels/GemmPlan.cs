@@ -105,6 +105,8 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
     public static int WsModel { get; set; } = 0;
     /// <summary>Test/bench override of the warp-specialized shape: (token tile, WN); null = cost model.</summary>
     public static (int MT, int WN)? WsForce { get; set; }
+    /// <summary>Test/bench override of the warp-specialized split-K factor (must divide the 128-wide groups into equal-size splits but the last); null = cost model.</summary>
+    public static int? WsForceSplits { get; set; }
 
     /// <summary>
     /// Warp-specialized kernel (one 384-thread CTA per SM): token tile 64 (M ≤ 64), 128 or 256, 128 or 256 weight
@@ -132,7 +134,7 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
             for (int s = 1; s <= Math.Min(groups, 16); s++)
             {
                 int gps = (groups + s - 1) / s, splits = (groups + gps - 1) / gps;
-                if (splits != s) continue;
+                if (splits != s || (WsForceSplits is { } fs && s != fs)) continue;
                 long ctas = (long)tiles * splits;
                 double waves = Math.Ceiling((double)ctas / sms);
                 double active = Math.Min(ctas, sms);

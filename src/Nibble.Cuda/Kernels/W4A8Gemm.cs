@@ -68,13 +68,38 @@ public sealed class W4A8Gemm : IDisposable
     public int MmaRing { get; init; } = DefaultMmaRing;
     public static int DefaultMmaRing { get; set; } = 4;
 
+    /// <summary>
+    /// Split-K workspace layout of the warp-specialized kernel (W4A8GemmWs.cu, define W4A8_WS_SPLIT): 0 = [split][M][N]
+    /// scalar partial sums, 1 = thread-private 16-byte vectors reduced in chunks of 64 floats (no spills). Same bits.
+    /// </summary>
+    public int WsSplitLayout { get; init; } = DefaultWsSplitLayout;
+    public static int DefaultWsSplitLayout { get; set; } = 0;
+    /// <summary>Warp-specialized epilogue (define W4A8_WS_EPI): 0 = bf16 scalar stores, 1 = pairs of rows as u32 (same bits).</summary>
+    public int WsPairedStores { get; init; } = DefaultWsPairedStores;
+    public static int DefaultWsPairedStores { get; set; } = 0;
+    /// <summary>Warp-specialized main loop (define W4A8_WS_PREFETCH): 1 = the next stage's codes/σ are read before waiting on the last wgmma group (same bits).</summary>
+    public int WsPrefetch { get; init; } = DefaultWsPrefetch;
+    public static int DefaultWsPrefetch { get; set; } = 0;
+    /// <summary>Benchmark diagnostic only: the warp-specialized kernel skips its epilogue (Y is NOT written) to time the main loop.</summary>
+    public static bool WsSkipEpilogue { get; set; }
+
     CudaModule ModuleFor(string source) =>
         source switch
         {
             "W4A8Gemm.cu" => kernels.Load(source, hopperOnly: true, Promote == 0 ? [] : [$"W4A8_PROMOTE={Promote}"]),
             "W4A8GemmMma.cu" => kernels.Load(source, hopperOnly: true, MmaRing == 4 ? [] : [$"W4A8_MMA_RING={MmaRing}"]),
+            "W4A8GemmWs.cu" => kernels.Load(source, hopperOnly: true, WsDefines()),
             _ => kernels.Load(source, hopperOnly: true),
         };
+
+    string[] WsDefines()
+    {
+        var d = new List<string>();
+        if (WsSplitLayout != 0) d.Add($"W4A8_WS_SPLIT={WsSplitLayout}");
+        if (WsPairedStores != 0) d.Add($"W4A8_WS_EPI={WsPairedStores}");
+        if (WsPrefetch != 0) d.Add($"W4A8_WS_PREFETCH={WsPrefetch}");
+        return [.. d];
+    }
 
     readonly Dictionary<(int, int, int), GemmPlan> plans = new();
 
@@ -106,6 +131,7 @@ public sealed class W4A8Gemm : IDisposable
             };
             if (WsTensorMapWeights) wp.Flags |= 1;
             if (WsRotateK) wp.Flags |= 2;
+            if (WsSkipEpilogue) wp.Flags |= 4;
             SetMaps(ref wp, x8.Pointer, m, w, pl.MT, 4 * pl.WN);
             // Persistent: one CTA per SM loops over the (tile, split) work units.
             f.Launch(stream, ((uint)Math.Min((long)pl.Ctas * pl.Splits, context.MultiprocessorCount), 1, 1), (uint)pl.W4A8Threads, wp, pl.W4A8SharedBytes);
@@ -189,7 +215,8 @@ internal sealed class SplitKScratch(CudaContext context) : IDisposable
     public (ulong Workspace, ulong Counters) Get(GemmPlan plan, int m, int n)
     {
         if (plan.Splits <= 1) return (0, 0);
-        long wsLen = (long)plan.Splits * m * n;
+        // The warp-specialized kernel's thread-private layout covers whole token tiles (MTiles·MT ≥ M rows).
+        long wsLen = (long)plan.Splits * (plan.Ws ? Math.Max(m, plan.MTiles * plan.MT) : m) * n;
         if (workspace is null || workspace.Length < wsLen)
         {
             workspace?.Dispose();
