@@ -11,7 +11,8 @@ namespace Nibble.Bench;
 /// `gemm` suite (GPU): our W4A8 and W4A16 GEMMs against cuBLASLt FP8 (per-token × per-channel) and BF16, all in one
 /// run, timed with CUDA events (median), weights rotated over enough copies to exceed 2× L2 so no run reads a warm
 /// cache. Also the W4A8 weight-preprocessing bandwidth and the kernel cache's cold/warm start.
-/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n]
+/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n] [--timer busy] [--no-compile-times]
+/// [--ws-sweep MT:WN:S,...] [--ws-model 0|1|2] [--ws-split 0|1] [--ws-epi 0|1] [--ws-prefetch 0|1] [--ws-force MT:WN] (see the code).
 /// </summary>
 public static class GpuGemmSuite
 {
