@@ -19,12 +19,12 @@ if has kernels; then
     for f in Attention Elementwise ActivationQuantFp8 QuantLinearIo; do
       (cd $G/kernels && nvcc -cubin -arch=sm_90 -Xptxas -v -o /tmp/$f.cubin $f.cu 2>&1) | grep -E "error|registers|spill|Compiling entry|stack frame" | sed 's/ptxas info    : //'
     done
-    for fn in decode_attention_c1_g4 silu_mul act_quant_fp8_f32; do
+    for fn in decode_attention_c1_g4 decode_attention_fused_c1_g4 silu_mul act_quant_fp8_f32; do
       f=Attention; [ $fn = silu_mul ] && f=Elementwise; [ $fn = act_quant_fp8_f32 ] && f=QuantLinearIo
       echo "== SASS opcode histogram $fn"; cuobjdump -sass -fun $fn /tmp/$f.cubin | grep -oP '/\*[0-9a-f]{4}\*/\s+\K[A-Z][A-Z0-9_.]+' | sort | uniq -c | sort -rn | head -22
     done
   } > "$OUT/kernels.txt" 2>&1
-  el "kernels: $(grep -c registers $OUT/kernels.txt) entries"; grep -E "error|decode_attention_c1_g4|decode_attention_c1_g8|spill" "$OUT/kernels.txt" | grep -v " 0 bytes spill" | head -12
+  el "kernels: $(grep -c registers $OUT/kernels.txt) entries"; grep -E "error|decode_attention_c1_g4|decode_attention_c1_g8|decode_attention_fused_c1_g[48]|spill" "$OUT/kernels.txt" | grep -v " 0 bytes spill" | head -12
 fi
 if has tests; then
   # xunit v3 ANDs filters of different kinds (-class with -method matches nothing), so the method filter runs separately.

@@ -309,8 +309,10 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
         // Decode: split-KV kernel; its splits follow the keys seen now, or the capacity while capturing a graph (the
         // graph replays at every later length, and the kernel sizes its chunks from the device-side position).
         int splitKeys = IsCapturing ? (window > 0 ? Math.Min(window, cap) : cap) : maxKeys;
+        var variant = DecodeAttention;
+        if (variant == DecodeAttentionVariant.Fused && AttentionKernel.FusedTickets(heads, kvHeads) > FusedTicketCount) variant = DecodeAttentionVariant.V3a;
         int splits = decode
-            ? AttentionKernel.ChooseDecodeSplits(heads, kvHeads, d, splitKeys, Context.MultiprocessorCount)
+            ? AttentionKernel.ChooseDecodeSplits(heads, kvHeads, d, splitKeys, Context.MultiprocessorCount, variant)
             : AttentionKernel.ChooseSplits(tokens, heads, maxKeys, Context.MultiprocessorCount);
         DeviceBlock? partialAcc = null, partialMl = null;
         try
@@ -324,7 +326,7 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
             }
             if (decode && !UseLegacyDecodeAttention)
                 AttentionKernel.Decode(Kernels, Stream, qs.Pointer, c.Keys(layer), c.Values(layer), o.Pointer, heads, kvHeads, d, cap, pp, start, window,
-                    splits, partialAcc?.Pointer ?? 0, partialMl?.Pointer ?? 0);
+                    splits, partialAcc?.Pointer ?? 0, partialMl?.Pointer ?? 0, variant, variant == DecodeAttentionVariant.Fused && splits > 1 ? FusedTickets.Pointer : 0);
             else
             {
                 if (decode) splits = Math.Min(splits, AttentionKernel.ChooseSplits(tokens, heads, maxKeys, Context.MultiprocessorCount));
@@ -398,6 +400,35 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
 
     /// <summary>Decode through the v2 warp-per-key attention kernel instead of the split-KV decode kernel (benchmarks and cross-checks).</summary>
     public bool UseLegacyDecodeAttention { get; set; }
+
+    /// <summary>
+    /// The split-KV decode kernel: <see cref="AttentionKernel.DefaultDecode"/> or what NIBBLE_DECODE_ATTENTION names
+    /// (fused, v3a, v3b) when the backend is created. Fused falls back to v3a for more than
+    /// <see cref="FusedTicketCount"/> (kv head, head chunk) pairs.
+    /// </summary>
+    public DecodeAttentionVariant DecodeAttention { get; set; } = AttentionKernel.DecodeFromEnvironment();
+
+    /// <summary>Ticket counters the backend keeps for the fused decode kernel (4 KiB; every layer and graph replay shares them).</summary>
+    public const int FusedTicketCount = 1024;
+
+    DeviceBlock? _fusedTickets;
+
+    // Persistent and zeroed once: each fused launch leaves its counters at zero, and launches are ordered on the one
+    // stream, so no reset is needed between layers or graph replays. Rented on the first split fused decode (the eager
+    // step before a capture, normally); if that happens while capturing, the memset is recorded into the graph and
+    // re-zeroes counters that are already zero at each replay.
+    DeviceBlock FusedTickets
+    {
+        get
+        {
+            if (_fusedTickets is null)
+            {
+                _fusedTickets = Rent(FusedTicketCount * 4, transient: false);
+                Memset(_fusedTickets.Pointer, FusedTicketCount * 4);
+            }
+            return _fusedTickets;
+        }
+    }
 
     // ---- CUDA graphs: capture one decode step, replay it with the step's inputs in device memory ----
 

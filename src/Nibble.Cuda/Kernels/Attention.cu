@@ -212,14 +212,30 @@ struct DecodeParams {
     float* partialAcc;       // [heads, splits, headDim]  (splits > 1)
     float* partialMl;        // [heads, splits, 2]: running max (log2 units), sum
     const int* positions;    // [1] or null (posStart)
+    unsigned* tickets;       // fused: [kvHeads * headChunks] split counters, zero between launches (each launch leaves them 0)
     int posStart, heads, kvHeads, headDim;
     int capacity, window, splits, pad;
     float scaleLog2;         // log2(e) / sqrt(headDim)
     int pad2;
 };
-static_assert(sizeof(DecodeParams) == 96, "DecodeParams must match AttentionKernel.cs");
+static_assert(sizeof(DecodeParams) == 104, "DecodeParams must match AttentionKernel.cs");
+
+#define FUSED_MAX_SPLITS 256
+
+// L2-coherent loads (ld.global.cg: skip L1) for partials other CTAs of the same launch wrote.
+__device__ __forceinline__ float2 ldcg_f2(const float* p) {
+    float2 r;
+    asm volatile("ld.global.cg.v2.f32 {%0,%1}, [%2];" : "=f"(r.x), "=f"(r.y) : "l"(p));
+    return r;
+}
+__device__ __forceinline__ float4 ldcg_f4(const float* p) {
+    float4 r;
+    asm volatile("ld.global.cg.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w) : "l"(p));
+    return r;
+}
 
 __device__ __forceinline__ float4 f4(float x, float y, float z, float w) { float4 r; r.x = x; r.y = y; r.z = z; r.w = w; return r; }
+__device__ __forceinline__ float2 f2(float x, float y) { float2 r; r.x = x; r.y = y; return r; }
 
 __device__ __forceinline__ float4 ld_stream_f4(const float* p) {
     const u32x4 r = ldg_stream_v4(p);
@@ -273,7 +289,77 @@ __device__ __forceinline__ void warp_scores(float (&s)[GM][TK], int lane) {
         for (int j = 0; j < TK; ++j) s[h][j] = __shfl_sync(0xFFFFFFFFu, v[0], (h * TK + j) << (5 - L));
 }
 
-template <int C, int GM, int TK, bool RS>
+// Fused variant, after a CTA has written its split's partial (acc, m, l): it takes a ticket of its (kv head, head
+// chunk), and the CTA that draws the last one merges all splits and writes the output, so the combine needs no second
+// launch. The pattern is the "last block" reduction of the CUDA C++ Programming Guide (memory fence functions): every
+// thread fences its partial stores device-wide before the CTA takes its ticket, and the last CTA fences again before
+// reading the others' partials through L2 (ld.global.cg). atomicInc wraps the counter to 0 on the last ticket, so each
+// launch leaves the counters as it found them: graph replays and the next layer reuse them without a reset.
+// Merge order is fixed (split 0, 1, ...), as in decode_combine, so the result does not depend on which CTA is last.
+template <int GM>
+__device__ __forceinline__ void fused_merge(const DecodeParams& p, int g, int hc, int h0, int nh, int warp, int lane) {
+    __shared__ float smW[GM][FUSED_MAX_SPLITS];   // per head and split: 2^(m_s - M), 0 for an empty split
+    __shared__ float smInv[GM];                   // per head: 1 / sum_s l_s 2^(m_s - M)
+    __shared__ unsigned smLast;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const unsigned splits = (unsigned)p.splits;
+        const unsigned ticket = atomicInc(p.tickets + (size_t)g * gridDim.z + hc, splits - 1);
+        smLast = ticket == splits - 1;
+        __threadfence();
+    }
+    __syncthreads();
+    if (!smLast) return;
+    const int S = p.splits;
+    // Weights: warp h merges head h's (m, l) over the splits, 8 splits per lane held in registers.
+    if (warp < nh) {
+        const size_t base = (size_t)(h0 + warp) * S;
+        float ms[FUSED_MAX_SPLITS / 32], ls[FUSED_MAX_SPLITS / 32];
+        float mx = neg_inf();
+#pragma unroll
+        for (int k = 0; k < FUSED_MAX_SPLITS / 32; ++k) {
+            const int s = lane + 32 * k;
+            float2 v = f2(neg_inf(), 0.f);
+            if (s < S) v = ldcg_f2(p.partialMl + (base + s) * 2);
+            ms[k] = v.x; ls[k] = v.y;
+            if (v.y > 0.f) mx = fmaxf(mx, v.x);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, o));
+        float sum = 0.f;
+#pragma unroll
+        for (int k = 0; k < FUSED_MAX_SPLITS / 32; ++k) {
+            const int s = lane + 32 * k;
+            const float f = ls[k] > 0.f ? exp2f(ms[k] - mx) : 0.f;
+            if (s < S) smW[warp][s] = f;
+            sum += ls[k] * f;
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, o);
+        if (lane == 0) smInv[warp] = 1.f / sum;
+    }
+    __syncthreads();
+    // Output: thread i handles float4 i of the CTA's nh heads; every split's partial was written this launch
+    // (empty splits as zeros with weight 0), so the loads need no guard and can all be in flight.
+    const int d = p.headDim, per = d >> 2;
+    for (int i = threadIdx.x; i < nh * per; i += blockDim.x) {
+        const int h = i / per, e4 = i - h * per;
+        const float* pa = p.partialAcc + (size_t)(h0 + h) * S * d + 4 * e4;
+        float4 v = f4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 8
+        for (int s = 0; s < S; ++s) {
+            const float f = smW[h][s];
+            const float4 a = ldcg_f4(pa + (size_t)s * d);
+            v.x += f * a.x; v.y += f * a.y; v.z += f * a.z; v.w += f * a.w;
+        }
+        const float inv = smInv[h];
+        v.x *= inv; v.y *= inv; v.z *= inv; v.w *= inv;
+        *reinterpret_cast<float4*>(p.out + (size_t)(h0 + h) * d + 4 * e4) = v;
+    }
+}
+
+template <int C, int GM, int TK, bool RS, bool FUSED>
 __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
     const int g = blockIdx.x, split = blockIdx.y, hc = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -419,6 +505,9 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
             if (e4 == 0) { p.partialMl[slot * 2] = lh > 0.f ? mh : neg_inf(); p.partialMl[slot * 2 + 1] = lh; }
         }
     }
+    if constexpr (FUSED) {
+        if (p.splits > 1) fused_merge<GM>(p, g, hc, h0, nh, warp, lane);
+    }
 }
 
 // decode_attention_c*_g*: v3a (xor-butterfly on every score), the default; decode_attention_v3b_*: uniform step count
@@ -427,9 +516,11 @@ __device__ __forceinline__ void decode_attention_impl(const DecodeParams& p) {
 // benchmark and the cross-check tests.
 #define DECODE_KERNEL(C, GM, KEYS) \
     extern "C" __global__ void __launch_bounds__(DWARPS * 32) decode_attention_c##C##_g##GM(const DecodeParams p) { \
-        decode_attention_impl<C, GM, KEYS, false>(p); } \
+        decode_attention_impl<C, GM, KEYS, false, false>(p); } \
     extern "C" __global__ void __launch_bounds__(DWARPS * 32) decode_attention_v3b_c##C##_g##GM(const DecodeParams p) { \
-        decode_attention_impl<C, GM, KEYS, true>(p); }
+        decode_attention_impl<C, GM, KEYS, true, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(DWARPS * 32) decode_attention_fused_c##C##_g##GM(const DecodeParams p) { \
+        decode_attention_impl<C, GM, KEYS, false, true>(p); }
 DECODE_KERNEL(1, 1, 8)
 DECODE_KERNEL(1, 2, 8)
 DECODE_KERNEL(1, 4, 8)

@@ -1,5 +1,7 @@
 using Nibble.Cpu;
 using Nibble.Cuda.Backend;
+using AttentionKernel = Nibble.Cuda.Kernels.AttentionKernel;
+using DecodeAttentionVariant = Nibble.Cuda.Kernels.DecodeAttentionVariant;
 using Nibble.Engine;
 using Nibble.Engine.Gpu;
 using Nibble.Models;
@@ -68,6 +70,36 @@ public class CudaGraphTests(ITestOutputHelper output)
         SyntheticModel.Write(tmp.Path, SyntheticModel.FamilyConfig(name), seed: name.Length + 3);
         using var lm = CausalLM.Load(tmp.Path, gpu);
         CompareGraphToEager(lm, [3, 17, 90, 4, 4, 55, 12], 12, 40, name);
+    }
+
+    [Theory]
+    [InlineData(DecodeAttentionVariant.V3a)]
+    [InlineData(DecodeAttentionVariant.V3b)]
+    [InlineData(DecodeAttentionVariant.Fused)]
+    public void Graph_replay_matches_eager_while_the_sequence_fills_more_splits(DecodeAttentionVariant variant)
+    {
+        // A 300-token prompt, then 40 replayed steps on a 1000-position cache: the graph's attention is split for the
+        // capacity (16 splits of 64 keys for 6/2 heads), so positions 300..339 fill 5, then 6 splits, each replay
+        // taking the position (and so the chunking) from device memory; eager steps split for the current length.
+        // With the fused kernel every replay also reuses the ticket counters of both layers.
+        var gpu = GpuBackend.Require();
+        var before = gpu.DecodeAttention;
+        gpu.DecodeAttention = variant;
+        try
+        {
+            using var tmp = TestPaths.CreateTempDir();
+            var config = SyntheticModel.FamilyConfig("qwen2");
+            config["max_position_embeddings"] = 1024;
+            SyntheticModel.Write(tmp.Path, config, seed: 11);
+            using var lm = CausalLM.Load(tmp.Path, gpu);
+            var rng = new Random(300);
+            int[] prompt = Enumerable.Range(0, 300).Select(_ => rng.Next(lm.VocabSize)).ToArray();
+            int heads = lm.Config.NumHeads, kvHeads = lm.Config.NumKvHeads;
+            int graphSplits = AttentionKernel.ChooseDecodeSplits(heads, kvHeads, lm.Config.HeadDim, 1000, gpu.Context.MultiprocessorCount, variant);
+            Assert.True(graphSplits >= 6, $"the graph should split the 1000-position cache into at least 6 parts, not {graphSplits}");
+            CompareGraphToEager(lm, prompt, 40, 1000, $"qwen2 {variant}, 300-token prompt, {graphSplits} graph splits");
+        }
+        finally { gpu.DecodeAttention = before; }
     }
 
     [Fact]
