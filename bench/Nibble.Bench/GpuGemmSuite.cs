@@ -177,6 +177,8 @@ public static class GpuGemmSuite
                 finally { W4A8GemmDecode.ForceWn = 0; }
             }
         Console.WriteLine($"#   decode variants M={m} N={n} K={k}: {string.Join(" | ", parts)}");
+    }
+
     /// <summary>
     /// One line per forced warp-specialized plan (MT:WN:S; the default plan first): old build, new build (split layout
     /// 1 + paired stores + prefetch), each change alone (split layout only where S &gt; 1), and the old and prefetch
@@ -184,6 +186,7 @@ public static class GpuGemmSuite
     /// </summary>
     static void Sweep(CudaContext ctx, CudaStream stream, int it, int[][] sweep, int m, int n, int k, DeviceBuffer<byte> x8g, DeviceBuffer<float> ts,
         List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, W4A8Gemm[] builds, GemmPlan defaultPlan)
+    {
         var plans = new List<(string Tag, GemmPlan Plan)> { ("default", defaultPlan) };
         foreach (var c in sweep)
         {
@@ -192,14 +195,17 @@ public static class GpuGemmSuite
             GemmPlan.WsForce = (c[0], c[1]);
             GemmPlan.WsForceSplits = c[2];
             try
+            {
                 var p = GemmPlan.ChooseWs(m, n, k, ctx.MultiprocessorCount);
                 if (p.Splits == c[2] && !plans.Any(q => q.Plan == p)) plans.Add(($"{c[0]}:{c[1]}:{c[2]}", p));
+            }
             catch (ArgumentException) { }
             finally { GemmPlan.WsForce = null; GemmPlan.WsForceSplits = null; }
         }
         int r = ops.Count;
         var (wsOld, wsNew, wsSplit1, wsEpi1, wsPf1) = (builds[0], builds[1], builds[2], builds[3], builds[4]);
         foreach (var (tag, p) in plans)
+        {
             foreach (var o in ops) foreach (var b in builds) b.Run(stream, x8g, ts, o, y, m, p); // TMA maps encoded, modules loaded
             double T(W4A8Gemm g) => Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % r], y, m, p));
             double tOld = T(wsOld), tNew = T(wsNew), tS1 = p.Splits > 1 ? T(wsSplit1) : double.NaN, tE1 = T(wsEpi1), tP1 = T(wsPf1);
@@ -210,6 +216,7 @@ public static class GpuGemmSuite
             int units = p.Ctas * p.Splits, steps = p.KBlocksPerSplit / 2, waves = (units + ctx.MultiprocessorCount - 1) / ctx.MultiprocessorCount;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"sweep M={m,5} N={n,5} K={k,5} {tag,-8} [n{p.MT} wg{p.WN} s{p.Splits}] units {units,4} waves {waves,2} steps {steps,3} | old {tOld,7:F1} new {tNew,7:F1} split1 {tS1,7:F1} epi1 {tE1,7:F1} pf1 {tP1,7:F1} loop {tLoop,7:F1} loop-pf1 {tLoopPf,7:F1} us | new/old {tNew / tOld:F3}"));
+        }
     }
 
     static int Copies(long l2, long bytes) => (int)Math.Clamp((2 * l2 + bytes - 1) / bytes + 1, 1, 16);
