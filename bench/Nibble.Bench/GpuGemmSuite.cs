@@ -11,7 +11,8 @@ namespace Nibble.Bench;
 /// `gemm` suite (GPU): our W4A8 and W4A16 GEMMs against cuBLASLt FP8 (per-token × per-channel) and BF16, all in one
 /// run, timed with CUDA events (median), weights rotated over enough copies to exceed 2× L2 so no run reads a warm
 /// cache. Also the W4A8 weight-preprocessing bandwidth and the kernel cache's cold/warm start.
-/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n]
+/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n] [--timer busy] [--no-compile-times]
+/// [--ws-sweep MT:WN:S,...] [--ws-model 0|1|2] [--ws-split 0|1] [--ws-epi 0|1] [--ws-prefetch 0|1] [--ws-force MT:WN] (see the code).
 /// </summary>
 public static class GpuGemmSuite
 {
@@ -36,6 +37,12 @@ public static class GpuGemmSuite
         if (Arg(args, "--ws-model") is { } wsModel) GemmPlan.WsModel = int.Parse(wsModel);
         if (Arg(args, "--ws-rot") is { } wsRot) W4A8Gemm.WsRotateK = wsRot != "0";
         if (Arg(args, "--ws-force") is { } wsForce) GemmPlan.WsForce = (int.Parse(wsForce.Split(':')[0]), int.Parse(wsForce.Split(':')[1]));
+        // gemm-large2: split-K workspace layout / paired-store epilogue defaults, and a per-shape sweep of forced plans
+        // "MT:WN:S,..." timing each with the old build, the new builds and without epilogue (see Sweep).
+        if (Arg(args, "--ws-split") is { } wsSplit) W4A8Gemm.DefaultWsSplitLayout = int.Parse(wsSplit);
+        if (Arg(args, "--ws-epi") is { } wsEpi) W4A8Gemm.DefaultWsPairedStores = int.Parse(wsEpi);
+        if (Arg(args, "--ws-prefetch") is { } wsPf) W4A8Gemm.DefaultWsPrefetch = int.Parse(wsPf);
+        var sweep = Arg(args, "--ws-sweep") is { } sw ? sw.Split(',').Select(t => t.Split(':').Select(int.Parse).ToArray()).ToArray() : [];
         bool onlyW4a8 = args.Contains("--only-w4a8");
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         bool decodeVariants = args.Contains("--decode-variants");
@@ -44,7 +51,7 @@ public static class GpuGemmSuite
 
         using var ctx = CudaContext.Open();
         ctx.RequireHopper();
-        var compile = args.Contains("--only-w4a8") ? (Cold: 0.0, Warm: 0.0) : CompileTimes(ctx);
+        var compile = args.Contains("--only-w4a8") || args.Contains("--no-compile-times") ? (Cold: 0.0, Warm: 0.0) : CompileTimes(ctx);
         using var kernels = new KernelCache(ctx);
         using var stream = CudaStream.Create(ctx);
         using var lt = new CublasLt(ctx);
@@ -52,6 +59,12 @@ public static class GpuGemmSuite
         using var w4a8Wgmma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 0, WarpSpecialized = false };
         using var w4a8Mma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 32, DecodeWideOnlyAbove16 = false };
         using var w4a16 = new W4A16Gemm(kernels, ctx);
+        using var wsOld = new W4A8Gemm(kernels, ctx) { WsSplitLayout = 0, WsPairedStores = 0, WsPrefetch = 0 };
+        using var wsNew = new W4A8Gemm(kernels, ctx) { WsSplitLayout = 1, WsPairedStores = 1, WsPrefetch = 1 };
+        using var wsSplit1 = new W4A8Gemm(kernels, ctx) { WsSplitLayout = 1, WsPairedStores = 0, WsPrefetch = 0 };
+        using var wsEpi1 = new W4A8Gemm(kernels, ctx) { WsSplitLayout = 0, WsPairedStores = 1, WsPrefetch = 0 };
+        using var wsPf1 = new W4A8Gemm(kernels, ctx) { WsSplitLayout = 0, WsPairedStores = 0, WsPrefetch = 1 };
+        if (args.Contains("--timer") && Arg(args, "--timer") == "busy") GpuTimer.Spin = st => GpuSpin.Run(kernels, st, 60);
         string card = ctx.Name, date = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
         Console.WriteLine($"# {card} ({ctx.Arch}, {ctx.MultiprocessorCount} SMs, L2 {ctx.L2CacheBytes >> 20} MB), driver {ctx.DriverVersionText}, NVRTC {KernelCache.NvrtcVersion()}, cuBLASLt {lt.Version}");
         Console.WriteLine($"# kernel compile: cold {compile.Cold:F0} ms, warm (disk cache) {compile.Warm:F1} ms");
@@ -123,6 +136,7 @@ public static class GpuGemmSuite
                     }
                     double tf = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
                     double tbf = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
+                    if (plan.Ws && sweep.Length > 0) Sweep(ctx, stream, it, sweep, m, n, k, x8g, ts, opsA, y, [wsOld, wsNew, wsSplit1, wsEpi1, wsPf1], plan);
                     var row = new Row(m, n, k, ta, tb, tf, tbf, tq, tw, tm, plan.ToString(), card, date);
                     rows.Add(row);
                     double tflop = 2.0 * m * n * k / 1e12;
@@ -162,6 +176,46 @@ public static class GpuGemmSuite
                 finally { W4A8GemmDecode.ForceWn = 0; }
             }
         Console.WriteLine($"#   decode variants M={m} N={n} K={k}: {string.Join(" | ", parts)}");
+    }
+
+    /// <summary>
+    /// One line per forced warp-specialized plan (MT:WN:S; the default plan first): old build, new build (split layout
+    /// 1 + paired stores + prefetch), each change alone (split layout only where S &gt; 1), and the old and prefetch
+    /// builds without epilogue (main loop only; output not written).
+    /// </summary>
+    static void Sweep(CudaContext ctx, CudaStream stream, int it, int[][] sweep, int m, int n, int k, DeviceBuffer<byte> x8g, DeviceBuffer<float> ts,
+        List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, W4A8Gemm[] builds, GemmPlan defaultPlan)
+    {
+        var plans = new List<(string Tag, GemmPlan Plan)> { ("default", defaultPlan) };
+        foreach (var c in sweep)
+        {
+            if (m >= 2048 && (c[0] < 128 || c[2] > 1)) continue; // large M: whole-K tiles of 128+ tokens only
+            if (n % (128 * (c[1] / 2)) != 0 || (k / 128) < c[2]) continue;
+            GemmPlan.WsForce = (c[0], c[1]);
+            GemmPlan.WsForceSplits = c[2];
+            try
+            {
+                var p = GemmPlan.ChooseWs(m, n, k, ctx.MultiprocessorCount);
+                if (p.Splits == c[2] && !plans.Any(q => q.Plan == p)) plans.Add(($"{c[0]}:{c[1]}:{c[2]}", p));
+            }
+            catch (ArgumentException) { }
+            finally { GemmPlan.WsForce = null; GemmPlan.WsForceSplits = null; }
+        }
+        int r = ops.Count;
+        var (wsOld, wsNew, wsSplit1, wsEpi1, wsPf1) = (builds[0], builds[1], builds[2], builds[3], builds[4]);
+        foreach (var (tag, p) in plans)
+        {
+            foreach (var o in ops) foreach (var b in builds) b.Run(stream, x8g, ts, o, y, m, p); // TMA maps encoded, modules loaded
+            double T(W4A8Gemm g) => Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % r], y, m, p));
+            double tOld = T(wsOld), tNew = T(wsNew), tS1 = p.Splits > 1 ? T(wsSplit1) : double.NaN, tE1 = T(wsEpi1), tP1 = T(wsPf1);
+            W4A8Gemm.WsSkipEpilogue = true;
+            double tLoop, tLoopPf;
+            try { tLoop = T(wsOld); tLoopPf = T(wsPf1); }
+            finally { W4A8Gemm.WsSkipEpilogue = false; }
+            int units = p.Ctas * p.Splits, steps = p.KBlocksPerSplit / 2, waves = (units + ctx.MultiprocessorCount - 1) / ctx.MultiprocessorCount;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"sweep M={m,5} N={n,5} K={k,5} {tag,-8} [n{p.MT} wg{p.WN} s{p.Splits}] units {units,4} waves {waves,2} steps {steps,3} | old {tOld,7:F1} new {tNew,7:F1} split1 {tS1,7:F1} epi1 {tE1,7:F1} pf1 {tP1,7:F1} loop {tLoop,7:F1} loop-pf1 {tLoopPf,7:F1} us | new/old {tNew / tOld:F3}"));
+        }
     }
 
     static int Copies(long l2, long bytes) => (int)Math.Clamp((2 * l2 + bytes - 1) / bytes + 1, 1, 16);

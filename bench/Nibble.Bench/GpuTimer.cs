@@ -5,6 +5,14 @@ namespace Nibble.Bench;
 /// <summary>CUDA-event timing shared by the GPU suites.</summary>
 static class GpuTimer
 {
+    /// <summary>
+    /// Enqueued before each timed launch when set (`--timer busy`: GpuSpin for 60 µs), so the host's launch overhead
+    /// is hidden behind GPU work and the events time the kernel alone. Null: the plain timer (a launch shorter than its
+    /// host overhead would include it; gemm-large2 measured no difference on the gemm suite: cuBLASLt FP8's 16 µs at
+    /// 4096² M ≤ 256 is GPU time).
+    /// </summary>
+    public static Action<CudaStream>? Spin { get; set; }
+
     /// <summary>Median over <paramref name="iters"/> event-timed launches after 3 warm-ups, in microseconds.</summary>
     public static double MedianMicroseconds(CudaContext ctx, CudaStream stream, int iters, Action<int> launch)
     {
@@ -16,6 +24,7 @@ static class GpuTimer
             for (int i = 0; i < iters; i++)
             {
                 starts[i] = new CudaEvent(ctx); ends[i] = new CudaEvent(ctx);
+                Spin?.Invoke(stream);
                 starts[i].Record(stream); launch(i + 3); ends[i].Record(stream);
             }
             var t = Enumerable.Range(0, iters).Select(i => CudaEvent.ElapsedMs(starts[i], ends[i]) * 1000.0).Order().ToArray();

@@ -53,10 +53,11 @@ public partial class KernelParamsTests
     }
 
     // The warp-specialized plan (no GPU needed): every plan names a kernel instance the .cu builds, fits Hopper's 227 KB
-    // of shared memory, tiles N exactly and covers K with whole 128-wide groups, for both cost models.
+    // of shared memory, tiles N exactly and covers K with whole 128-wide groups, for every cost model.
     [Theory]
     [InlineData(0)]
     [InlineData(1)]
+    [InlineData(2)]
     public void Warp_specialized_plans_name_built_kernels_and_cover_the_problem(int model)
     {
         var source = KernelCache.Source("W4A8GemmWs.cu");
@@ -75,5 +76,21 @@ public partial class KernelParamsTests
             Assert.True((long)plan.KBlocksPerSplit * plan.Splits >= k / 64, $"splits do not cover K={k}");
             Assert.True((long)plan.KBlocksPerSplit * (plan.Splits - 1) < k / 64, $"an empty split at K={k}");
         }
+    }
+
+    // Cost model 2 against the gemm-large2 H100 sweep (bench/results/gemm-large2-h100-sweep.txt): at these points the
+    // fastest measured plan (token tile : 64-row slices : splits) differed from the old model's pick, by up to 2x.
+    [Theory]
+    [InlineData(256, 4096, 4096, "64:2:1")]     // old pick n256 s3: 42.6 us; measured best 21.5
+    [InlineData(128, 4096, 4096, "64:2:2")]     // old n128 s2: 23.7; best 17.2
+    [InlineData(64, 4096, 4096, "64:2:4")]      // old n64 s2: 18.9; best 15.6
+    [InlineData(64, 8192, 28672, "64:2:2")]     // old n64x256 rows s3: 80.3; best 62.4
+    [InlineData(128, 8192, 28672, "128:2:2")]   // old n128x256 rows s4: 101.2; best 73.2
+    [InlineData(128, 12288, 12288, "128:2:1")]  // old n128x256 rows s2: 76.2; best 58.2
+    [InlineData(2048, 28672, 4096, "256:2:1")]  // large M: unchanged
+    public void Cost_model_2_picks_the_fastest_measured_plan(int m, int n, int k, string measuredBest)
+    {
+        var p = GemmPlan.ChooseWs(m, n, k, 132, costModel: 2);
+        Assert.Equal(measuredBest, $"{p.MT}:{p.WN}:{p.Splits}");
     }
 }

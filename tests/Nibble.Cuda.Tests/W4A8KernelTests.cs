@@ -173,6 +173,57 @@ public class W4A8KernelTests(ITestOutputHelper output)
         finally { W4A8Gemm.WsTensorMapWeights = true; W4A8Gemm.WsRotateK = false; }
     }
 
+    // gemm-large2 builds of the warp-specialized kernel: thread-private split-K workspace (W4A8_WS_SPLIT=1), paired
+    // bf16 stores (W4A8_WS_EPI=1) and next-stage prefetch (W4A8_WS_PREFETCH=1). Same summation order and rounding as the default build, so the output must be the
+    // same bits, and within 2.5e-3 of the exact-product reference; odd M (partial last token tile), all token tiles,
+    // both row tiles, splits 1..4 (uneven last split), persistent loop with several units per CTA, poisoned output.
+    [Theory]
+    [InlineData(65, 256, 1024, 64, 4, 3)]
+    [InlineData(77, 384, 1024, 64, 2, 4)]
+    [InlineData(129, 256, 640, 128, 4, 2)]
+    [InlineData(255, 256, 896, 256, 2, 3)]
+    [InlineData(301, 512, 512, 256, 2, 1)]
+    [InlineData(1001, 384, 384, 128, 2, 2)]
+    [InlineData(4099, 1024, 256, 256, 2, 2)] // 272 work units over at most 132 CTAs
+    public void Warp_specialized_split_K_epilogue_and_prefetch_builds_give_the_same_bits(int m, int n, int k, int mt, int wn, int splits)
+    {
+        Gpu.RequireHopper();
+        var rng = new Random(m * 7907 + n * 17 + k * 3 + wn + splits);
+        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 2);
+        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
+        var x = Reference.RandomActivations(rng, m, k);
+        var x8 = new byte[(long)m * k];
+        var ts = new float[m];
+        ActivationQuantFp8.Reference(x, m, k, x8, ts);
+        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
+        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
+
+        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
+        using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
+        using var d8g = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
+        using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
+        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+        int groups = k / 128, gps = (groups + splits - 1) / splits;
+        var plan = new GemmPlan(mt, wn, 1, (groups + gps - 1) / gps, gps * 2, (m + mt - 1) / mt, n / (64 * wn), 8, Ws: true);
+        Assert.Equal(splits, plan.Splits);
+        ushort[]? first = null;
+        foreach (var (layout, paired, prefetch) in new[] { (0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 1) })
+        {
+            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { WsSplitLayout = layout, WsPairedStores = paired, WsPrefetch = prefetch };
+            for (int rep = 0; rep < 2; rep++) // twice: split-K tickets must reset themselves
+            {
+                dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
+                gemm.Run(stream, d8g, ds, ops, dy, m, plan);
+                var got = dy.ToArray(stream);
+                var err = Reference.RelativeError(got, expected);
+                if (rep == 0) output.WriteLine($"ws M={m} N={n} K={k} {plan.W4A8Kernel} splits={plan.Splits} split-layout={layout} paired-stores={paired} prefetch={prefetch} rel. Frobenius error {err:E2}");
+                Assert.True(err <= 2.5e-3, $"relative error {err:E3} > 2.5e-3 (layout {layout}, paired {paired}, prefetch {prefetch})");
+                if (first is null) first = got;
+                else Assert.True(first.AsSpan().SequenceEqual(got), $"split layout {layout} / paired stores {paired} / prefetch {prefetch} changed output bits");
+            }
+        }
+    }
+
     [Theory]
     [InlineData(511, 128, 256)]
     [InlineData(16, 256, 4096)]

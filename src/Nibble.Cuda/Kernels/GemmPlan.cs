@@ -99,17 +99,22 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
     }
 
     /// <summary>
-    /// Cost-model constants of <see cref="ChooseWs"/>: 0 (default) = first guess, 1 = refitted to run 3's per-stage
-    /// times. Run 4 measured both at M = 64..256 on the same card: model 1 splits K more and lost where it did
-    /// (10240×8192 M=128 68 µs against 41, 12288² M=64 74 against 50), won once (8192×28672 M=128 80 against 98).
+    /// Cost model of <see cref="ChooseWs"/>: 2 (default) = fitted to the gemm-large2 sweep (every token tile × rows ×
+    /// split at M = 64..8192, <c>bench/results/gemm-large2-h100-sweep.txt</c>), see <see cref="WsCostMicroseconds"/>;
+    /// 0 = the first guess in clocks, 1 = refitted to gemm-large run 3 (both kept for comparison; they only consider
+    /// the token tile matching M and underestimate split-K, e.g. 4096² M=256: n256 s3 42.6 µs against 21.5 for the
+    /// n64 s1 plan model 2 picks).
     /// </summary>
-    public static int WsModel { get; set; } = 0;
+    public static int WsModel { get; set; } = 2;
     /// <summary>Test/bench override of the warp-specialized shape: (token tile, WN); null = cost model.</summary>
     public static (int MT, int WN)? WsForce { get; set; }
+    /// <summary>Test/bench override of the warp-specialized split-K factor (must divide the 128-wide groups into equal-size splits but the last); null = cost model.</summary>
+    public static int? WsForceSplits { get; set; }
 
     /// <summary>
-    /// Warp-specialized kernel (one 384-thread CTA per SM): token tile 64 (M ≤ 64), 128 or 256, 128 or 256 weight
-    /// rows, and a split-K factor, chosen by a per-SM cost model in clocks: per 128-wide k group the larger of the
+    /// Warp-specialized kernel (one 384-thread CTA per SM): token tile 64, 128 or 256, 128 or 256 weight rows, and a
+    /// split-K factor, chosen by cost model 2 (<see cref="WsCostMicroseconds"/>, every built tile for every M). Models
+    /// 0 and 1 (token tile 64 for M ≤ 64, 128 for M ≤ 128, else 256): a per-SM cost model in clocks: per 128-wide k group the larger of the
     /// tensor-core time (2·rows·tokens·128 at ~8.5k FP8 flop/clk/SM), the decode issue time (∝ weight rows, not
     /// tokens) and the bytes (weights from HBM at the SM's share of ~1.7 kB/clk, activations from L2), times the
     /// waves, plus a fixed cost per CTA and the split-K round trip.
@@ -122,6 +127,7 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
         double bestCost = double.MaxValue;
         var shapes = new List<(int Mt, int Ms)>();
         if (WsForce is { } f) shapes.Add((f.MT, f.WN / 2));
+        else if (model == 2) shapes.AddRange([(64, 1), (128, 1), (256, 1), (64, 2), (128, 2)]);
         else if (m <= 64) { shapes.Add((64, 1)); shapes.Add((64, 2)); }
         else if (m <= 128) { shapes.Add((128, 1)); shapes.Add((128, 2)); }
         else { shapes.Add((256, 1)); shapes.Add((128, 2)); }
@@ -133,7 +139,17 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
             for (int s = 1; s <= Math.Min(groups, 16); s++)
             {
                 int gps = (groups + s - 1) / s, splits = (groups + gps - 1) / gps;
-                if (splits != s) continue;
+                if (splits != s || (WsForceSplits is { } fs && s != fs)) continue;
+                if (model == 2)
+                {
+                    double us = WsCostMicroseconds(mt, ms, tiles, gps, splits, sms);
+                    if (us < bestCost * 0.98)
+                    {
+                        bestCost = us;
+                        best = new GemmPlan(mt, 2 * ms, 1, splits, gps * 2, mTiles, nTiles, 8, Mma: false, Ws: true);
+                    }
+                    continue;
+                }
                 long ctas = (long)tiles * splits;
                 double waves = Math.Ceiling((double)ctas / sms);
                 double active = Math.Min(ctas, sms);
@@ -152,5 +168,33 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
             }
         }
         return best ?? throw new ArgumentException($"W4A8 GEMM: no warp-specialized shape fits N={n}");
+    }
+
+    /// <summary>
+    /// Model 2 of the warp-specialized kernel's time in µs (H100 SXM, fitted to the gemm-large2 sweep: 196 plans at
+    /// M = 64..256 within −14%..+42% of measured, mean ratio 0.99–1.11 per tile kind; it picks the fastest measured plan
+    /// at 18 of 20 (shape, M) points and one within 4% at another):
+    /// launch + fill 5 µs; per 128-wide k group the larger of the consumers' decode → wgmma latency chain (measured
+    /// per tile: 0.46 / 0.54 / 0.65 µs for 64 / 128 / 256 tokens × 128 rows, 0.79 / 0.91 for 64 / 128 tokens × 256
+    /// rows) and the L2 → SM bytes of all active CTAs at 6.5 TB/s; per work unit the bf16 epilogue (~16 GB/s per SM:
+    /// 4 µs for a 256 × 128 tile) and, with split-K, the fp32 partial tile written and re-read (~38 GB/s per SM);
+    /// the last unit of a tile also reads the other splits' partials (the reduce is serial within one CTA).
+    /// </summary>
+    public static double WsCostMicroseconds(int mt, int ms, int tiles, int groupsPerSplit, int splits, int sms)
+    {
+        double chain = (mt, ms) switch
+        {
+            (64, 1) => 0.456, (128, 1) => 0.543, (256, 1) => 0.646, (64, 2) => 0.789, (128, 2) => 0.908,
+            _ => 0.3 + 0.0027 * mt * ms, // not built; only reachable through WsForce
+        };
+        int rows = 128 * ms;
+        long units = (long)tiles * splits;
+        double waves = Math.Ceiling((double)units / sms), active = Math.Min(units, sms);
+        double l2 = active * (mt * 128.0 + rows * 64.0) / 6.5e6;
+        double stage = Math.Max(chain, l2);
+        double epilogue = rows * mt * 2.0 / 16e3;
+        double partial = rows * mt * 4.0 / 38e3;
+        double perUnit = groupsPerSplit * stage + epilogue + (splits > 1 ? 2 * partial : 0);
+        return 5 + waves * perUnit + (splits > 1 ? (splits - 1) * partial : 0);
     }
 }

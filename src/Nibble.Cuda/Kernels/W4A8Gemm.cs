@@ -81,13 +81,46 @@ public sealed class W4A8Gemm : IDisposable
     public int MmaRing { get; init; } = DefaultMmaRing;
     public static int DefaultMmaRing { get; set; } = 4;
 
+    /// <summary>
+    /// Split-K workspace layout of the warp-specialized kernel (W4A8GemmWs.cu, define W4A8_WS_SPLIT): 0 = [split][M][N]
+    /// scalar partial sums, 1 (default) = thread-private 16-byte vectors reduced in chunks of 64 floats. Same bits.
+    /// gemm-large2 H100 sweep: 1 is faster at every split plan the cost model picks (4096² M=64 n64 s4 18.6 → 15.6 µs,
+    /// 8192×28672 M=256 n256 s2 116.4 → 105.2), slower only on multi-wave split plans that no model picks.
+    /// </summary>
+    public int WsSplitLayout { get; init; } = DefaultWsSplitLayout;
+    public static int DefaultWsSplitLayout { get; set; } = 1;
+    /// <summary>
+    /// Warp-specialized epilogue (define W4A8_WS_EPI): 0 (default) = bf16 scalar stores, 1 = pairs of rows as u32 (same
+    /// bits). Measured within run-to-run drift of 0 (−8%..+14% at M ≥ 2048 in one run), so not switched on.
+    /// </summary>
+    public int WsPairedStores { get; init; } = DefaultWsPairedStores;
+    public static int DefaultWsPairedStores { get; set; } = 0;
+    /// <summary>
+    /// Warp-specialized main loop (define W4A8_WS_PREFETCH): 1 = the next stage's codes/σ are read before waiting on the
+    /// last wgmma group (same bits). Measured equal or slower (256-row tiles up to +30%: ptxas spills more), so 0.
+    /// </summary>
+    public int WsPrefetch { get; init; } = DefaultWsPrefetch;
+    public static int DefaultWsPrefetch { get; set; } = 0;
+    /// <summary>Benchmark diagnostic only: the warp-specialized kernel skips its epilogue (Y is NOT written) to time the main loop.</summary>
+    public static bool WsSkipEpilogue { get; set; }
+
     CudaModule ModuleFor(string source) =>
         source switch
         {
             "W4A8Gemm.cu" => kernels.Load(source, hopperOnly: true, Promote == 0 ? [] : [$"W4A8_PROMOTE={Promote}"]),
             "W4A8GemmMma.cu" => kernels.Load(source, hopperOnly: true, MmaRing == 4 ? [] : [$"W4A8_MMA_RING={MmaRing}"]),
+            "W4A8GemmWs.cu" => kernels.Load(source, hopperOnly: true, WsDefines()),
             _ => kernels.Load(source, hopperOnly: true),
         };
+
+    string[] WsDefines()
+    {
+        var d = new List<string>();
+        if (WsSplitLayout != 0) d.Add($"W4A8_WS_SPLIT={WsSplitLayout}");
+        if (WsPairedStores != 0) d.Add($"W4A8_WS_EPI={WsPairedStores}");
+        if (WsPrefetch != 0) d.Add($"W4A8_WS_PREFETCH={WsPrefetch}");
+        return [.. d];
+    }
 
     readonly Dictionary<(int, int, int), GemmPlan> plans = new();
 
@@ -129,6 +162,7 @@ public sealed class W4A8Gemm : IDisposable
             };
             if (WsTensorMapWeights) wp.Flags |= 1;
             if (WsRotateK) wp.Flags |= 2;
+            if (WsSkipEpilogue) wp.Flags |= 4;
             SetMaps(ref wp, x8.Pointer, m, w, pl.MT, 4 * pl.WN);
             // Persistent: one CTA per SM loops over the (tile, split) work units.
             f.Launch(stream, ((uint)Math.Min((long)pl.Ctas * pl.Splits, context.MultiprocessorCount), 1, 1), (uint)pl.W4A8Threads, wp, pl.W4A8SharedBytes);
@@ -232,7 +266,8 @@ internal sealed class SplitKScratch(CudaContext context) : IDisposable
     public (ulong Workspace, ulong Counters) Get(GemmPlan plan, int m, int n)
     {
         if (plan.Splits <= 1) return (0, 0);
-        long wsLen = (long)plan.Splits * m * n;
+        // The warp-specialized kernel's thread-private layout covers whole token tiles (MTiles·MT ≥ M rows).
+        long wsLen = (long)plan.Splits * (plan.Ws ? Math.Max(m, plan.MTiles * plan.MT) : m) * n;
         if (workspace is null || workspace.Length < wsLen)
         {
             workspace?.Dispose();

@@ -19,6 +19,25 @@
 #include "W4A8Lut.cuh"
 #include "W4A8Wgmma.cuh"
 
+// Build variants (NVRTC defines, W4A8Gemm.cs WsSplitLayout / WsPairedStores; helper gemm-large2):
+// W4A8_WS_SPLIT 1: split-K partial sums in a thread-private layout (float4 [tile][NTOK*ROWS/1024][256 threads]):
+//   each thread writes and re-reads its own accumulators as 16-byte vectors, warps touch 512 contiguous bytes, no bounds
+//   checks, and the reduce reads each split in chunks of <= 64 floats (the 0 layout, [split][M][N] scalar, hoists all 128
+//   loads of a split next to the 128 accumulators: ptxas spills 400-500 bytes in the n256 / 256-row instances).
+// W4A8_WS_EPI 1: bf16 output written as pairs of adjacent rows (one shuffle with lane ^ 4 per pair), u32 stores:
+//   half the store instructions of the 0 epilogue, same values bit for bit.
+#ifndef W4A8_WS_SPLIT
+#define W4A8_WS_SPLIT 0
+#endif
+#ifndef W4A8_WS_EPI
+#define W4A8_WS_EPI 0
+#endif
+// W4A8_WS_PREFETCH 1: a consumer reads stage s+1's codes and sigma (and builds its LUTs) right after issuing stage s's
+//   last wgmma group instead of after waiting for it (see w4a8_ws_stage).
+#ifndef W4A8_WS_PREFETCH
+#define W4A8_WS_PREFETCH 0
+#endif
+
 // The TMA descriptor (CUtensorMap, 128 bytes, 64-byte aligned) travels inside the by-value parameter struct; the
 // kernel parameter is __grid_constant__ so its address is a valid generic address for cp.async.bulk.tensor.
 struct alignas(64) TmaDesc { u64 v[16]; };
@@ -38,7 +57,8 @@ struct alignas(64) W4A8WsParams {
     int splits;
     int groupM;                // raster: this many m-tiles share one n-tile column group
     int flags;                 // bit 0: weights and sigma through wmap/smap (3 TMA ops per stage) instead of 1-D bulk copies;
-                               // bit 1: rotate each n-tile's k order (spreads concurrent activation reads over L2)
+                               // bit 1: rotate each n-tile's k order (spreads concurrent activation reads over L2);
+                               // bit 2: benchmark diagnostic, no epilogue at all (output not written: times the main loop)
 };
 static_assert(sizeof(W4A8WsParams) == 512, "W4A8WsParams must match W4A8Gemm.cs");
 
@@ -68,6 +88,15 @@ __device__ __forceinline__ void bulk_g2s(u32 dst, const void* src, u32 bytes, u3
 __device__ __forceinline__ void tma_load_2d(u32 dst, const TmaDesc* map, int c0, int c1, u32 bar) {
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
                  :: "r"(dst), "l"((u64)map), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+struct alignas(16) f32x4 { float x, y, z, w; };
+__device__ __forceinline__ void stg_f32x4(float* p, float a, float b, float c, float d) {
+    asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" :: "l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
+__device__ __forceinline__ f32x4 ldcg_f32x4(const float* p) {
+    f32x4 r;
+    asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w) : "l"(p) : "memory");
+    return r;
 }
 __device__ __forceinline__ u16 lds_u16(u32 addr) {
     u16 v;
@@ -198,16 +227,14 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
 // measured slower: ptxas serializes it (C7513, the A buffers share physical registers), so only WAIT = 1 is built.
 // Releases the previous ring slot once all its groups have completed (first = the tile's first stage: its
 // predecessor was released at the end of the previous tile).
-template <int MS, int NTOK, int WAIT, int PAR, int NB>
-__device__ __forceinline__ void w4a8_ws_stage(float (&acc)[MS][NTOK / 2], u32 (&areg)[NB][MS][8], u32 base, u32 barBase,
-                                              int it, bool first, int cw, int warp, int lane, int gid) {
+// Waits for ring slot `it` to be full and reads this warp's codes and sigma pairs of it (LUTs built in registers).
+template <int MS, int NTOK>
+__device__ __forceinline__ void w4a8_ws_load(Lut (&lut)[MS][2], u32x4 (&wv)[MS][2], u32 base, u32 barBase, int it, int cw, int warp, int lane, int gid) {
     using S = WsShape<MS, NTOK>;
     constexpr int STAGES = S::STAGES;
     const int s = it % STAGES;
     mbar_wait(barBase + 8u * s, (it / STAGES) & 1);
     const u32 stage = base + s * S::STAGE;
-    Lut lut[MS][2];
-    u32x4 wv[MS][2];
 #pragma unroll
     for (int ms = 0; ms < MS; ++ms) {
         const int j = (cw * MS + ms) * 4 + warp; // this warp's 16-row slab in the CTA
@@ -215,6 +242,20 @@ __device__ __forceinline__ void w4a8_ws_stage(float (&acc)[MS][NTOK / 2], u32 (&
         wv[ms][0] = lds_v4(stage + S::ACT_BYTES + j * 1024 + lane * 16);
         wv[ms][1] = lds_v4(stage + S::ACT_BYTES + j * 1024 + 512 + lane * 16);
     }
+}
+
+// `loaded`: lut/wv already hold this stage (prefetched by the previous stage). `next` (W4A8_WS_PREFETCH = 1): after
+// issuing the last wgmma group, and before waiting on the previous one, read the next stage of the same tile into
+// lut/wv, so that its smem loads and LUT build are off the decode -> wgmma chain (same arithmetic, same bits).
+template <int MS, int NTOK, int WAIT, int PAR, int NB>
+__device__ __forceinline__ void w4a8_ws_stage(float (&acc)[MS][NTOK / 2], u32 (&areg)[NB][MS][8], Lut (&lut)[MS][2], u32x4 (&wv)[MS][2],
+                                              u32 base, u32 barBase, int it, bool first, bool loaded, bool next,
+                                              int cw, int warp, int lane, int gid) {
+    using S = WsShape<MS, NTOK>;
+    constexpr int STAGES = S::STAGES;
+    const int s = it % STAGES;
+    const u32 stage = base + s * S::STAGE;
+    if (!loaded) w4a8_ws_load<MS, NTOK>(lut, wv, base, barBase, it, cw, warp, lane, gid);
 #pragma unroll
     for (int q = 0; q < 2; ++q) {
         const int buf = WAIT == 1 ? q : 2 * PAR + q;
@@ -237,6 +278,7 @@ __device__ __forceinline__ void w4a8_ws_stage(float (&acc)[MS][NTOK / 2], u32 (&
             }
         }
         asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+        if (q == 1 && next) w4a8_ws_load<MS, NTOK>(lut, wv, base, barBase, it + 1, cw, warp, lane, gid);
         asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(WAIT) : "memory");
         // The group that just completed read buffer `done`: keep its registers alive (unmoved) until here.
         const int done = WAIT == 1 ? (q ^ 1) : (2 * (PAR ^ 1) + q);
@@ -265,6 +307,8 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
     const int work = mTiles * (p.N / S::ROWS) * p.splits;
     float acc[MS][NACC];
     u32 areg[NB][MS][8];
+    Lut lut[MS][2];
+    u32x4 wv[MS][2];
     int it = 0;
 #pragma unroll 1
     for (int w = blockIdx.x; w < work; w += gridDim.x) {
@@ -280,8 +324,12 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
             for (int i = 0; i < NACC; ++i) acc[ms][i] = 0.f;
 #pragma unroll 1
         for (int st = 0; st < t.nSteps; st += 2) {
-            w4a8_ws_stage<MS, NTOK, WAIT, 0, NB>(acc, areg, base, barBase, it + st, st == 0, cw, warp, lane, gid);
-            if (st + 1 < t.nSteps) w4a8_ws_stage<MS, NTOK, WAIT, 1, NB>(acc, areg, base, barBase, it + st + 1, false, cw, warp, lane, gid);
+            const bool pf = W4A8_WS_PREFETCH == 1;
+            w4a8_ws_stage<MS, NTOK, WAIT, 0, NB>(acc, areg, lut, wv, base, barBase, it + st, st == 0, pf && st > 0, pf && st + 1 < t.nSteps,
+                                                 cw, warp, lane, gid);
+            if (st + 1 < t.nSteps)
+                w4a8_ws_stage<MS, NTOK, WAIT, 1, NB>(acc, areg, lut, wv, base, barBase, it + st + 1, false, pf, pf && st + 2 < t.nSteps,
+                                                     cw, warp, lane, gid);
         }
         it += t.nSteps;
         asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
@@ -289,8 +337,54 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
         __syncwarp();
         if (lane == 0) mbar_arrive(barBase + 8u * (STAGES + (it - 1) % STAGES));
 
+        if (p.flags & 4) continue; // diagnostic: main loop only
+
         // Epilogue. acc[ms][4j + r]: row n = n0 + slab*16 + gid + 8*(r>>1), token m = m0 + 8j + 2*tig + (r&1).
         const int rowBase = t.nt * S::ROWS + gid;
+#if W4A8_WS_SPLIT == 1
+        if (p.splits > 1) {
+            // Thread-private partials: tile region of ROWS*NTOK floats, float4 v of thread ct at [v][ct].
+            constexpr int NV = MS * NACC / 4;
+            const size_t tileFloats = (size_t)S::ROWS * NTOK;
+            const int tileIdx = t.nt * mTiles + t.mt, tiles = mTiles * (p.N / S::ROWS);
+            float* mine = p.workspace + ((size_t)t.split * tiles + tileIdx) * tileFloats + 4 * ct;
+#pragma unroll
+            for (int v = 0; v < NV; ++v) {
+                const int ms = v / (NACC / 4), i = 4 * (v % (NACC / 4));
+                stg_f32x4(mine + (size_t)v * 1024, acc[ms][i], acc[ms][i + 1], acc[ms][i + 2], acc[ms][i + 3]);
+            }
+            __threadfence();
+            consumer_sync();
+            u32* counter = p.counters + (size_t)tileIdx;
+            if (ct == 0) *ticket = atomicAdd(counter, 1u);
+            consumer_sync();
+            if (*ticket != (u32)(p.splits - 1)) continue;
+            __threadfence();
+            // Same summation order as layout 0 (split 0, 1, ...), so both layouts give identical bits.
+            constexpr int CHUNK = NV < 16 ? NV : 16; // float4s in flight per round: 64 registers next to the accumulators
+#pragma unroll 1
+            for (int z = 0; z < p.splits; ++z) {
+                const float* wz = p.workspace + ((size_t)z * tiles + tileIdx) * tileFloats + 4 * ct;
+#pragma unroll
+                for (int c0 = 0; c0 < NV; c0 += CHUNK) {
+                    f32x4 part[CHUNK];
+#pragma unroll
+                    for (int c = 0; c < CHUNK; ++c) part[c] = ldcg_f32x4(wz + (size_t)(c0 + c) * 1024);
+#pragma unroll
+                    for (int c = 0; c < CHUNK; ++c) {
+                        const int v = c0 + c, ms = v / (NACC / 4), i = 4 * (v % (NACC / 4));
+                        acc[ms][i] = z == 0 ? part[c].x : acc[ms][i] + part[c].x;
+                        acc[ms][i + 1] = z == 0 ? part[c].y : acc[ms][i + 1] + part[c].y;
+                        acc[ms][i + 2] = z == 0 ? part[c].z : acc[ms][i + 2] + part[c].z;
+                        acc[ms][i + 3] = z == 0 ? part[c].w : acc[ms][i + 3] + part[c].w;
+                    }
+                }
+            }
+            if (ct == 0) *counter = 0u;
+        } else {
+            consumer_sync(); // the token scales staged above are visible
+        }
+#else
         if (p.splits > 1) {
             // Serial split-K as in W4A8Gemm.cu: park partial sums; the last CTA of the tile (atomic ticket) reduces
             // them in split order (its own partial re-read), so results do not depend on scheduling. The split loop
@@ -328,6 +422,7 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
         } else {
             consumer_sync(); // the token scales staged above are visible
         }
+#endif
         // acc[4j + r] -> row nA + 8*(r>>1), token 8j + 2*tig + (r&1): one row pointer per thread, 8j*N steps, and no
         // bounds checks for tiles wholly inside M (ncu: per-element address math and checks were ~20% of samples).
         const bool whole = m0 + NTOK <= p.M;
@@ -337,6 +432,29 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
             const int nA = rowBase + ((cw * MS + ms) * 4 + warp) * 16;
             const float cA = p.channelScale[nA], cB = p.channelScale[nA + 8];
             u16* yb = p.y + (size_t)(m0 + 2 * tig) * N + nA;
+#if W4A8_WS_EPI == 1
+            // Rows gid and gid^1 (lanes L and L^4) swap halves: the even row's lane stores token mi of rows (gid, gid+1),
+            // the odd row's lane token mi+1 of rows (gid-1, gid), each as one u32 (two bf16) per row block.
+            const bool odd = gid & 1;
+            u32* yp = (u32*)(yb - (odd ? 1 : 0) + (odd ? N : 0));
+#pragma unroll
+            for (int j = 0; j < NTOK / 8; ++j) {
+                const int mi = 8 * j + 2 * tig;
+                const float t0 = tsm[mi], t1 = tsm[mi + 1];
+                const u32 a0 = f32_to_bf16(cA * (t0 * acc[ms][4 * j])), a1 = f32_to_bf16(cA * (t1 * acc[ms][4 * j + 1]));
+                const u32 b0 = f32_to_bf16(cB * (t0 * acc[ms][4 * j + 2])), b1 = f32_to_bf16(cB * (t1 * acc[ms][4 * j + 3]));
+                // even lane sends its token mi+1 values, odd lane its token mi values
+                const u32 sent = odd ? (a0 | (b0 << 16)) : (a1 | (b1 << 16));
+                const u32 got = __shfl_xor_sync(0xffffffffu, sent, 4);
+                const u32 pa = odd ? ((got & 0xFFFFu) | (a1 << 16)) : (a0 | (got << 16));
+                const u32 pb = odd ? ((got >> 16) | (b1 << 16)) : (b0 | (got & 0xFFFF0000u));
+                if (whole || m0 + mi + (odd ? 1 : 0) < p.M) {
+                    u32* r = yp + (size_t)(8 * j) * (N / 2);
+                    r[0] = pa;
+                    r[4] = pb;
+                }
+            }
+#else
 #pragma unroll
             for (int j = 0; j < NTOK / 8; ++j) {
                 const int mi = 8 * j + 2 * tig;
@@ -351,6 +469,7 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
                     r[N + 8] = f32_to_bf16(cB * (t1 * acc[ms][4 * j + 3]));
                 }
             }
+#endif
         }
     }
 }
