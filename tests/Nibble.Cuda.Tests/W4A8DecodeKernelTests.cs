@@ -100,14 +100,16 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
             using var db = DeviceBuffer<float>.From(ctx, bias, stream);
             using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
             using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = 0 };
-            using var gemmFold = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = 32 };
-            // 1, 2, 4 slabs per warp, each in the v3 (HFMA2) and v4 (fold) form.
+            using var gemmFold = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = 32, DecodeUnguarded = false };
+            using var gemmFast = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = 32, DecodeUnguarded = true };
+            // 1, 2, 4 slabs per warp, each as v3 (HFMA2), v4 (fold) and v5 (fold, unguarded ring steps).
             foreach (var (mt, wn, ks) in new[] { (8, 1, 1), (8, 2, 1), (8, 4, 1), (16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 2, 1) })
-            foreach (var g in new[] { gemm, gemmFold })
+            foreach (var g in new[] { gemm, gemmFold, gemmFast })
             {
                 if (n % (64 * wn) != 0) continue;
                 int groups = k / 128, mTiles = (m + mt - 1) / mt, nTiles = n / (64 * wn);
-                foreach (int gps in new[] { groups, 1, 3 }) // whole K, one group per split, three (ragged last split)
+                // whole K, one group per split, three (ragged last split), four (v5: one unguarded ring step, then the guarded tail)
+                foreach (int gps in new[] { groups, 1, 3, 4 })
                     foreach (bool withBias in new[] { false, true })
                     {
                         int splits = (groups + gps - 1) / gps;
@@ -126,7 +128,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
                             if (got[i] == HostNumerics.FloatToBf16(v)) same++;
                         }
                         double err = Reference.RelativeError(got, expected);
-                        string name = $"{W4A8GemmDecode.KernelName(plan, g.DecodeFold(m))} splits={splits} bias={withBias}";
+                        string name = $"{W4A8GemmDecode.KernelName(plan, g.DecodeVersion(m))} splits={splits} bias={withBias}";
                         if (gps == groups && !withBias)
                             output.WriteLine($"M={m} N={n} K={k} {name}: rel. error {err:E2}, {same}/{got.Length} bf16 outputs identical");
                         Assert.True(err <= 1e-3, $"M={m} N={n} K={k} {name}: relative error {err:E3} > 1e-3; worst rows {Reference.WorstRows(got, expected, m, n)}");
@@ -136,13 +138,16 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(1, 1152, 4096, false)]
-    [InlineData(16, 3072, 1408, false)]
-    [InlineData(32, 384, 8192, false)]
-    [InlineData(1, 1152, 4096, true)]
-    [InlineData(13, 3072, 1408, true)]
-    [InlineData(32, 384, 8192, true)]
-    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k, bool fold)
+    [InlineData(1, 1152, 4096, 3)]
+    [InlineData(16, 3072, 1408, 3)]
+    [InlineData(32, 384, 8192, 3)]
+    [InlineData(1, 1152, 4096, 4)]
+    [InlineData(13, 3072, 1408, 4)]
+    [InlineData(32, 384, 8192, 4)]
+    [InlineData(1, 1152, 4096, 5)]
+    [InlineData(7, 3072, 1408, 5)]
+    [InlineData(31, 384, 8192, 5)]
+    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k, int version)
     {
         Gpu.RequireHopper();
         var rng = new Random(m + n + k);
@@ -159,15 +164,16 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
         using var d8 = DeviceBuffer<byte>.From(ctx, x8, stream);
         using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
         using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = fold ? 32 : 0, DecodeWideOnlyAbove16 = false };
+        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = version > 3 ? 32 : 0, DecodeUnguarded = version == 5, DecodeWideOnlyAbove16 = false };
         var plan = gemm.Plan(m, n, k);
         Assert.True(plan.Mma, $"M={m} should plan the decode kernel, got {plan}");
+        Assert.Equal(version, gemm.DecodeVersion(m));
         for (int rep = 0; rep < 2; rep++) // split-K tickets must reset themselves
         {
             dy.FillBytes(0xFF, stream);
             gemm.Run(stream, d8, ds, ops, dy, m, plan);
             var err = Reference.RelativeError(dy.ToArray(stream), expected);
-            output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan, fold)} splits={plan.Splits}: rel. error {err:E2}");
+            output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan, version)} splits={plan.Splits}: rel. error {err:E2}");
             Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
         }
     }

@@ -128,7 +128,7 @@ public sealed class W4A8Gemm : IDisposable
     {
         if (plans.TryGetValue((m, n, k), out var p)) return p;
         p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, DecodeMaxM(n),
-            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeFold(m)) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
+            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeVersion(m)) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
         plans[(m, n, k)] = p;
         return p;
     }
@@ -232,13 +232,18 @@ public sealed class W4A8Gemm : IDisposable
     public static int DefaultDecodeFoldMaxM { get; set; } =
         int.TryParse(Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_FOLD"), out var f) ? Math.Clamp(f, 0, 32) : 0;
 
-    /// <summary>Whether a decode plan for <paramref name="m"/> tokens runs the fold kernel.</summary>
-    public bool DecodeFold(int m) => m <= DecodeFoldMaxM;
+    /// <summary>Fold kernels with unguarded ring steps (v5, <c>w4a8_mma_*g</c>): every ring step wholly inside the split
+    /// addresses its loads as running pointer + constant and evaluates no bounds guard; the last steps run guarded.</summary>
+    public bool DecodeUnguarded { get; init; } = DefaultDecodeUnguarded;
+    public static bool DefaultDecodeUnguarded { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_UNGUARDED") == "1";
+
+    /// <summary>The decode kernel version a plan for <paramref name="m"/> tokens runs: 3 (HFMA2), 4 (fold), 5 (fold, unguarded).</summary>
+    public int DecodeVersion(int m) => m <= DecodeFoldMaxM ? (DecodeUnguarded ? 5 : 4) : 3;
 
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
     {
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeFold(m));
+        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeVersion(m));
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>

@@ -119,7 +119,8 @@ __device__ __forceinline__ void decode8_fold(u32 w, const DecLut& r0, const DecL
 
 // MT tokens per CTA (multiple of 8), WN 16-row slabs per warp, 4 warps per CTA: CTA tile = (64*WN) rows x MT tokens.
 // FOLD: weights as (n + 1152) * unit through PRMT only, plus one offset mma per word (v4); else the HFMA2 path (v3).
-template <int MT, int WN, bool FOLD>
+// FAST: ring steps that are wholly inside the split run without guards, loads at running pointer + constant (v5).
+template <int MT, int WN, bool FOLD, bool FAST>
 __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     constexpr int NT = MT / 8;       // n8 tiles (tokens) per warp
     constexpr int D = W4A8_MMA_RING; // k-blocks of weights in flight per thread (register ring), even
@@ -198,29 +199,43 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     for (int w = 0; w < (NA > 1 ? WN : 1); ++w)
 #pragma unroll
         for (int j = 0; j < NT; ++j) acc2[w][j][0] = acc2[w][j][1] = acc2[w][j][2] = acc2[w][j][3] = 0.f;
-    for (int kb0 = kbBegin; kb0 < kbEnd; kb0 += D) {
+    // Running pointers at the current ring step (FAST: the unguarded steps address every load as pointer + constant).
+    const u32x4* wcur[WN];
+    const u16* scur[WN];
+    const u8* xcur[NT];
+#pragma unroll
+    for (int w = 0; w < WN; ++w) { wcur[w] = wbase[w] + (size_t)kbBegin * 32; scur[w] = sbase[w] + (kbBegin >> 1) * 8; }
+#pragma unroll
+    for (int j = 0; j < NT; ++j) xcur[j] = xrow[j] + kbBegin * 64;
+
+    // One ring step: D k-blocks from kb0. full: kb0 + 2D <= kbEnd, so every k-block and every prefetch (weights D
+    // ahead, activations 2 ahead, sigma SD groups ahead; kbEnd is even) is in range and no guard is evaluated.
+    auto ringStep = [&](const int kb0, const bool full) {
 #pragma unroll
         for (int d = 0; d < D; ++d) {
             const int kb = kb0 + d;
-            if (kb < kbEnd) {
+            if (full || kb < kbEnd) {
                 u32x4 cur[WN];
 #pragma unroll
                 for (int w = 0; w < WN; ++w) {
                     cur[w] = ring[d][w];
-                    if (kb + D < kbEnd) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kb + D) * 32);
+                    if (full) ring[d][w] = ldg_stream_v4(wcur[w] + (d + D) * 32);
+                    else if (kb + D < kbEnd) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kb + D) * 32);
                 }
                 u32x4 xb[NT];
 #pragma unroll
                 for (int j = 0; j < NT; ++j) {
                     xb[j] = xring[d & 1][j];
-                    if (kb + 2 < kbEnd) xring[d & 1][j] = ldg_nc_v4(xrow[j] + (kb + 2) * 64);
+                    if (full) xring[d & 1][j] = ldg_nc_v4(xcur[j] + (d + 2) * 64);
+                    else if (kb + 2 < kbEnd) xring[d & 1][j] = ldg_nc_v4(xrow[j] + (kb + 2) * 64);
                 }
                 if ((d & 1) == 0) { // group start: kbBegin is even and D is even, so kb is even exactly when d is
                     const int g = kb >> 1;
 #pragma unroll
                     for (int w = 0; w < WN; ++w) {
                         const u32 s2 = sring[d / 2][w];
-                        if (g + SD < gEnd) sring[d / 2][w] = __ldg(sbase[w] + (g + SD) * 8);
+                        if (full) sring[d / 2][w] = __ldg(scur[w] + (d / 2 + SD) * 8);
+                        else if (g + SD < gEnd) sring[d / 2][w] = __ldg(sbase[w] + (g + SD) * 8);
                         load_dec_lut(sTab, sScale, s2 & 0xFFu, lut[w][0]);
                         load_dec_lut(sTab, sScale, (s2 >> 8) & 0xFFu, lut[w][1]);
                     }
@@ -272,7 +287,17 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
                 }
             }
         }
-    }
+    };
+    int kb0 = kbBegin;
+    if (FAST)
+        for (; kb0 + 2 * D <= kbEnd; kb0 += D) {
+            ringStep(kb0, true);
+#pragma unroll
+            for (int w = 0; w < WN; ++w) { wcur[w] += D * 32; scur[w] += SD * 8; }
+#pragma unroll
+            for (int j = 0; j < NT; ++j) xcur[j] += D * 64;
+        }
+    for (; kb0 < kbEnd; kb0 += D) ringStep(kb0, false);
 
     if (NA > 1)
 #pragma unroll
@@ -340,12 +365,16 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     }
 }
 
+// v3: w4a8_mma_m*_w* (HFMA2 per weight pair); v4: ...f (fold); v5: ...g (fold + unguarded ring steps).
 #define W4A8_INSTANCE(MT, WN)                                                                           \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN(const W4A8DecodeParams p) { \
-        w4a8_decode_impl<MT, WN, false>(p);                                                              \
+        w4a8_decode_impl<MT, WN, false, false>(p);                                                       \
     }                                                                                                    \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##f(const W4A8DecodeParams p) { \
-        w4a8_decode_impl<MT, WN, true>(p);                                                               \
+        w4a8_decode_impl<MT, WN, true, false>(p);                                                        \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##g(const W4A8DecodeParams p) { \
+        w4a8_decode_impl<MT, WN, true, true>(p);                                                         \
     }
 W4A8_INSTANCE(8, 1)
 W4A8_INSTANCE(8, 2)
