@@ -52,6 +52,25 @@ public partial class KernelParamsTests
         Assert.Single(Regex.Matches(source, @"u32 prmt\("));
     }
 
+    // The decode plans (no GPU needed): every M <= 32 plan names a W4A8_INSTANCE the .cu builds, and that macro builds
+    // the v6 (unguarded ring steps) form next to v3 under the name W4A8GemmDecode.KernelName gives it.
+    [Fact]
+    public void Decode_plans_name_built_kernels_in_both_the_v3_and_the_unguarded_form()
+    {
+        var source = KernelCache.Source("W4A8GemmMma.cu");
+        Assert.Matches(@"w4a8_mma_m##MT##_w##WN\(const W4A8DecodeParams p\) \{\s*\\\s*w4a8_decode_impl<MT, WN, false>", source);
+        Assert.Matches(@"w4a8_mma_m##MT##_w##WN##u\(const W4A8DecodeParams p\) \{\s*\\\s*w4a8_decode_impl<MT, WN, true>", source);
+        foreach (int m in new[] { 1, 3, 7, 8, 9, 13, 16, 17, 31, 32 })
+        foreach (var (n, k) in new[] { (384, 1152), (4096, 4096), (28672, 8192), (57344, 8192), (8192, 28672) })
+        {
+            var plan = GemmPlan.ChooseW4A8(m, n, k, 132, 32, _ => 4);
+            Assert.True(plan.Mma);
+            Assert.Matches($@"W4A8_INSTANCE\({plan.MT}, {plan.WN}\)", source);
+            Assert.Equal($"w4a8_mma_m{plan.MT}_w{plan.WN}u", W4A8GemmDecode.KernelName(plan, unguarded: true));
+            Assert.Equal(0, plan.KBlocksPerSplit % 2); // the unguarded steps rely on even split ends
+        }
+    }
+
     // The warp-specialized plan (no GPU needed): every plan names a kernel instance the .cu builds, fits Hopper's 227 KB
     // of shared memory, tiles N exactly and covers K with whole 128-wide groups, for every cost model.
     [Theory]

@@ -43,36 +43,6 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
         Assert.Equal(254 * 16, checkedValues);
     }
 
-    [Fact]
-    public void The_fold_kernels_exponent_byte_makes_each_table_byte_the_exact_f16_of_the_weight_plus_1152_units()
-    {
-        // W4A8GemmMma.cu's fold path: E = (unit's f16 high byte) + 40, the f16 with bits (E << 8) | u must be exactly
-        // (1024 + u)·unit, and adding the offset mma's constant −1152·unit (the table's bias pair) must give e4m3(q·σ).
-        var words = W4A8DecodeTable.Build();
-        int checkedValues = 0;
-        for (int sb = 0; sb < 256; sb++)
-        {
-            if ((sb & 0x7F) == 0x7F) continue;
-            float sigma = HostNumerics.DecodeE4M3((byte)sb);
-            uint unitBits = words[W4A8DecodeTable.ScaleOffsetBytes / 4 + 2 * sb], biasBits = words[W4A8DecodeTable.ScaleOffsetBytes / 4 + 2 * sb + 1];
-            double unit = (double)BitConverter.UInt16BitsToHalf((ushort)unitBits), offset = (double)BitConverter.UInt16BitsToHalf((ushort)biasBits);
-            Assert.Equal(-1152 * unit, offset);
-            uint e = ((unitBits >> 8) & 0xFF) + 0x28;
-            Assert.True(e <= 0x78 && (e & 3) == 0, $"sigma 0x{sb:X2}: exponent byte 0x{e:X2} is not a finite f16 exponent with empty mantissa bits");
-            for (int code = 0; code < 16; code++)
-            {
-                int i = code & 7, word = sb * 4 + ((code & 8) != 0 ? 0 : 2) + i / 4;
-                int u = (int)(words[word] >> (8 * (i % 4))) & 0xFF;
-                double a = (double)BitConverter.UInt16BitsToHalf((ushort)((e << 8) | (uint)u));
-                Assert.Equal((1024 + u) * unit, a);
-                double expected = HostNumerics.DecodeE4M3(HostNumerics.EncodeE4M3(W4A8DecodeTable.CodeValue(code) * sigma));
-                Assert.True(a + offset == expected, $"sigma 0x{sb:X2} code {code}: {a} + {offset} != {expected}");
-                checkedValues++;
-            }
-        }
-        Assert.Equal(254 * 16, checkedValues);
-    }
-
     public static TheoryData<int> Ms => new() { 1, 3, 7, 13, 16, 31 };
 
     [Theory]
@@ -99,16 +69,15 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
             using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
             using var db = DeviceBuffer<float>.From(ctx, bias, stream);
             using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = 0 };
-            using var gemmFold = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = 32, DecodeUnguarded = false };
-            using var gemmFast = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = 32, DecodeUnguarded = true };
-            // 1, 2, 4 slabs per warp, each as v3 (HFMA2), v4 (fold) and v5 (fold, unguarded ring steps).
+            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeUnguarded = false };
+            using var gemmFast = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeUnguarded = true };
+            // 1, 2, 4 slabs per warp, each as v3 and v6 (unguarded ring steps).
             foreach (var (mt, wn, ks) in new[] { (8, 1, 1), (8, 2, 1), (8, 4, 1), (16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 2, 1) })
-            foreach (var g in new[] { gemm, gemmFold, gemmFast })
+            foreach (var g in new[] { gemm, gemmFast })
             {
                 if (n % (64 * wn) != 0) continue;
                 int groups = k / 128, mTiles = (m + mt - 1) / mt, nTiles = n / (64 * wn);
-                // whole K, one group per split, three (ragged last split), four (v5: one unguarded ring step, then the guarded tail)
+                // whole K, one group per split, three (ragged last split), four (v6: one unguarded ring step, then the guarded tail)
                 foreach (int gps in new[] { groups, 1, 3, 4 })
                     foreach (bool withBias in new[] { false, true })
                     {
@@ -128,7 +97,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
                             if (got[i] == HostNumerics.FloatToBf16(v)) same++;
                         }
                         double err = Reference.RelativeError(got, expected);
-                        string name = $"{W4A8GemmDecode.KernelName(plan, g.DecodeVersion(m))} splits={splits} bias={withBias}";
+                        string name = $"{W4A8GemmDecode.KernelName(plan, g.DecodeUnguarded)} splits={splits} bias={withBias}";
                         if (gps == groups && !withBias)
                             output.WriteLine($"M={m} N={n} K={k} {name}: rel. error {err:E2}, {same}/{got.Length} bf16 outputs identical");
                         Assert.True(err <= 1e-3, $"M={m} N={n} K={k} {name}: relative error {err:E3} > 1e-3; worst rows {Reference.WorstRows(got, expected, m, n)}");
@@ -138,16 +107,14 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(1, 1152, 4096, 3)]
-    [InlineData(16, 3072, 1408, 3)]
-    [InlineData(32, 384, 8192, 3)]
-    [InlineData(1, 1152, 4096, 4)]
-    [InlineData(13, 3072, 1408, 4)]
-    [InlineData(32, 384, 8192, 4)]
-    [InlineData(1, 1152, 4096, 5)]
-    [InlineData(7, 3072, 1408, 5)]
-    [InlineData(31, 384, 8192, 5)]
-    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k, int version)
+    [InlineData(1, 1152, 4096, false)]
+    [InlineData(16, 3072, 1408, false)]
+    [InlineData(32, 384, 8192, false)]
+    [InlineData(1, 1152, 4096, true)]
+    [InlineData(7, 3072, 1408, true)]
+    [InlineData(13, 3072, 1408, true)]
+    [InlineData(31, 384, 8192, true)]
+    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k, bool unguarded)
     {
         Gpu.RequireHopper();
         var rng = new Random(m + n + k);
@@ -164,16 +131,15 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
         using var d8 = DeviceBuffer<byte>.From(ctx, x8, stream);
         using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
         using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeFoldMaxM = version > 3 ? 32 : 0, DecodeUnguarded = version == 5, DecodeWideOnlyAbove16 = false };
+        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeUnguarded = unguarded, DecodeWideOnlyAbove16 = false };
         var plan = gemm.Plan(m, n, k);
         Assert.True(plan.Mma, $"M={m} should plan the decode kernel, got {plan}");
-        Assert.Equal(version, gemm.DecodeVersion(m));
         for (int rep = 0; rep < 2; rep++) // split-K tickets must reset themselves
         {
             dy.FillBytes(0xFF, stream);
             gemm.Run(stream, d8, ds, ops, dy, m, plan);
             var err = Reference.RelativeError(dy.ToArray(stream), expected);
-            output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan, version)} splits={plan.Splits}: rel. error {err:E2}");
+            output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan, unguarded)} splits={plan.Splits}: rel. error {err:E2}");
             Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
         }
     }

@@ -128,7 +128,7 @@ public sealed class W4A8Gemm : IDisposable
     {
         if (plans.TryGetValue((m, n, k), out var p)) return p;
         p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, DecodeMaxM(n),
-            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeVersion(m)) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
+            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeUnguarded) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
         plans[(m, n, k)] = p;
         return p;
     }
@@ -222,28 +222,19 @@ public sealed class W4A8Gemm : IDisposable
     }
 
     /// <summary>
-    /// Small M through the v4 "fold" decode kernels (<c>w4a8_mma_*f</c>): each weight pair is one PRMT placing the table
-    /// byte under the row's exponent byte, (n + 1152)·unit exactly, and one extra mma per word with A = −1152·unit removes
-    /// the offset (no HFMA2). Same exact products; the FP32 sums see partial sums up to ~10× larger (docs/kernels/w4a8-gemm.md).
+    /// Small M through the v6 decode kernels (<c>w4a8_mma_*u</c>): v3's exact decode, with every ring step that lies
+    /// wholly inside the split run without bounds guards and each load at a running pointer + constant. Off by default:
+    /// not yet timed on a GPU. The same loop on the (removed, inexact) fold decode took 57344×8192 M=1 from 160 to 109 µs
+    /// (v3: 131) in the gemm-decode2 run (bench/results/gemm-decode2-h100.log). The environment variable
+    /// NIBBLE_W4A8_DECODE_UNGUARDED=1 turns it on for a process.
     /// </summary>
-    /// <remarks>Used for M ≤ <see cref="DecodeFoldMaxM"/> (0: never, 32: every decode plan).</remarks>
-    public int DecodeFoldMaxM { get; init; } = DefaultDecodeFoldMaxM;
-    /// <summary>Process default of <see cref="DecodeFoldMaxM"/>; the environment variable NIBBLE_W4A8_DECODE_FOLD (an M) sets it.</summary>
-    public static int DefaultDecodeFoldMaxM { get; set; } =
-        int.TryParse(Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_FOLD"), out var f) ? Math.Clamp(f, 0, 32) : 0;
-
-    /// <summary>Fold kernels with unguarded ring steps (v5, <c>w4a8_mma_*g</c>): every ring step wholly inside the split
-    /// addresses its loads as running pointer + constant and evaluates no bounds guard; the last steps run guarded.</summary>
     public bool DecodeUnguarded { get; init; } = DefaultDecodeUnguarded;
     public static bool DefaultDecodeUnguarded { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_UNGUARDED") == "1";
-
-    /// <summary>The decode kernel version a plan for <paramref name="m"/> tokens runs: 3 (HFMA2), 4 (fold), 5 (fold, unguarded).</summary>
-    public int DecodeVersion(int m) => m <= DecodeFoldMaxM ? (DecodeUnguarded ? 5 : 4) : 3;
 
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
     {
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeVersion(m));
+        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeUnguarded);
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>

@@ -6,8 +6,8 @@ namespace Nibble.Cuda.Kernels;
 /// Launch of the small-M W4A8 kernels (W4A8GemmMma.cu, plans with <see cref="GemmPlan.Mma"/>): their parameter struct,
 /// the σ decode table (<see cref="W4A8DecodeTable"/>, uploaded once) and the optional FP32 bias, which these kernels add
 /// before the one bf16 rounding as the contract says (W4A8Reference). Used through <see cref="W4A8Gemm.Run"/>.
-/// Kernels <c>w4a8_mma_m{MT}_w{WN}</c> (v3: one HFMA2 per weight pair), <c>…f</c> (v4 "fold": weights as
-/// (n + 1152)·unit by PRMT alone plus one offset mma per word) and <c>…g</c> (v5: v4 with unguarded ring steps).
+/// Kernels <c>w4a8_mma_m{MT}_w{WN}</c> (v3) and <c>w4a8_mma_m{MT}_w{WN}u</c> (v6: the same decode, ring steps wholly
+/// inside the split without bounds guards, loads at running pointer + constant).
 /// </summary>
 internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
 {
@@ -24,12 +24,11 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
 
     DeviceBuffer<uint>? table;
 
-    /// <param name="version">3 (HFMA2), 4 (fold) or 5 (fold, unguarded ring steps).</param>
-    public static string KernelName(GemmPlan plan, int version = 3) =>
-        plan.W4A8Kernel + version switch { 3 => "", 4 => "f", 5 => "g", _ => throw new ArgumentOutOfRangeException(nameof(version)) };
+    /// <param name="unguarded">the v6 kernel (unguarded ring steps).</param>
+    public static string KernelName(GemmPlan plan, bool unguarded = false) => plan.W4A8Kernel + (unguarded ? "u" : "");
 
     public void Launch(CudaModule module, CudaStream stream, GemmPlan pl, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale,
-        W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, ulong workspace, ulong counters, DeviceBuffer<float>? bias, int version = 3)
+        W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, ulong workspace, ulong counters, DeviceBuffer<float>? bias, bool unguarded = false)
     {
         if (bias is not null && bias.Length < w.N) throw new ArgumentException($"W4A8 GEMM bias has {bias.Length} values for N={w.N}.", nameof(bias));
         table ??= DeviceBuffer<uint>.From(context, W4A8DecodeTable.Build(), stream);
@@ -40,7 +39,7 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
             M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
             Table = table.Pointer, TableScale = table.Pointer + W4A8DecodeTable.ScaleOffsetBytes, Bias = bias?.Pointer ?? 0,
         };
-        module.Function(KernelName(pl, version)).Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), 128u, p);
+        module.Function(KernelName(pl, unguarded)).Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), 128u, p);
     }
 
     public void Dispose() => table?.Dispose();

@@ -65,18 +65,14 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], u32 a0, u32 a1, u32 a2, u
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// One row's decode state for one group: the u bytes of the 16 codes, the f16x2 unit / offset pair, and (fold
-// variant) the f16 high byte E, replicated, that makes [u, E] the f16 (1024 + u) * unit: unit = 2^k has the f16 high
-// byte (k + 15) << 2, and (1024 + u) * 2^k needs the exponent field k + 25, i.e. E = unit's high byte + 40
-// (E = 0x40..0x78 for k = -9..5, 0x64 for unit 1: the constant of the HFMA2 path).
-struct DecLut { u32 nLo, nHi, pLo, pHi, unit2, bias2, exp4; };
+// One row's decode state for one group: the u bytes of the 16 codes and the f16x2 unit / offset pair.
+struct DecLut { u32 nLo, nHi, pLo, pHi, unit2, bias2; };
 
 // From the CTA's shared-memory copy of the table (32-bit addresses, no L1 round trip at each group start).
 __device__ __forceinline__ void load_dec_lut(const u32x4* tab, const u32x2* scale, u32 sigmaByte, DecLut& l) {
     const u32x4 t = tab[sigmaByte];
     const u32x2 s = scale[sigmaByte];
     l.nLo = t.x; l.nHi = t.y; l.pLo = t.z; l.pHi = t.w; l.unit2 = s.x; l.bias2 = s.y;
-    l.exp4 = prmt(s.x, 0u, 0x1111u) + 0x28282828u; // bytes <= 0x50 + 0x28: no carry between bytes
 }
 
 // 8 codes (4 of row gid in the low half, 4 of row gid+8 in the high half) -> the 4 f16x2 registers of one m16n8k16
@@ -98,29 +94,11 @@ __device__ __forceinline__ void decode8(u32 w, const DecLut& r0, const DecLut& r
     a3 = hfma2(prmt(b1, 0x64646464u, 0x4342u), r1.unit2, r1.bias2); // row gid+8, codes 2,3
 }
 
-// Fold variant (v4): the same lookups, but the byte goes under the row's exponent byte E, so each element is the exact
-// f16 (1024 + u) * unit = (n + 1152) * unit (|n| <= 120, so 1032..1272 times a power of two: 11 significant bits,
-// at most 1279 * 2^5 < 65504) and no HFMA2 runs. The kernel then adds one mma per word with the constant A = -1152 *
-// unit (the table's bias pair, exact in f16) and the same B fragment, which removes the offset from the FP32 sums:
-// every product stays exact, only the FP32 accumulation sees larger partial sums (see docs/kernels/w4a8-gemm.md).
-__device__ __forceinline__ void decode8_fold(u32 w, const DecLut& r0, const DecLut& r1, u32& a0, u32& a1, u32& a2, u32& a3) {
-    u32 sign;
-    asm("lop3.b32 %0, %1, 0x88888888, %2, 0xEA;" : "=r"(sign) : "r"(w), "r"(0x64206420u));
-    sign >>= 1;
-    const u32 idx = w & 0x77777777u;
-    const u32 b0 = prmt(prmt(r0.pLo, r0.pHi, idx), prmt(r0.nLo, r0.nHi, idx), sign);
-    const u32 idx1 = idx >> 16, sign1 = sign >> 16;
-    const u32 b1 = prmt(prmt(r1.pLo, r1.pHi, idx1), prmt(r1.nLo, r1.nHi, idx1), sign1);
-    a0 = prmt(b0, r0.exp4, 0x4140u); // [u0, E, u1, E]: row gid, codes 0,1
-    a2 = prmt(b0, r0.exp4, 0x4342u); // row gid, codes 2,3
-    a1 = prmt(b1, r1.exp4, 0x4140u); // row gid+8
-    a3 = prmt(b1, r1.exp4, 0x4342u);
-}
-
 // MT tokens per CTA (multiple of 8), WN 16-row slabs per warp, 4 warps per CTA: CTA tile = (64*WN) rows x MT tokens.
-// FOLD: weights as (n + 1152) * unit through PRMT only, plus one offset mma per word (v4); else the HFMA2 path (v3).
-// FAST: ring steps that are wholly inside the split run without guards, loads at running pointer + constant (v5).
-template <int MT, int WN, bool FOLD, bool FAST>
+// FAST (v6): ring steps wholly inside the split run without bounds guards, each load at running pointer + constant;
+// the last steps run guarded as in v3. (v4/v5, a "fold" decode without HFMA2, were measured and removed: see
+// docs/kernels/w4a8-gemm.md.)
+template <int MT, int WN, bool FAST>
 __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     constexpr int NT = MT / 8;       // n8 tiles (tokens) per warp
     constexpr int D = W4A8_MMA_RING; // k-blocks of weights in flight per thread (register ring), even
@@ -191,14 +169,6 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     __syncthreads();
 
     DecLut lut[WN][2];
-    // Fold with one token tile: a second accumulator set for the odd words, so the data/offset mma pairs of two words
-    // form two dependency chains instead of one (with NT >= 2 the tiles already give independent chains).
-    constexpr int NA = FOLD && NT == 1 ? 2 : 1;
-    float acc2[NA > 1 ? WN : 1][NT][4];
-#pragma unroll
-    for (int w = 0; w < (NA > 1 ? WN : 1); ++w)
-#pragma unroll
-        for (int j = 0; j < NT; ++j) acc2[w][j][0] = acc2[w][j][1] = acc2[w][j][2] = acc2[w][j][3] = 0.f;
     // Running pointers at the current ring step (FAST: the unguarded steps address every load as pointer + constant).
     const u32x4* wcur[WN];
     const u16* scur[WN];
@@ -254,35 +224,12 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
 #pragma unroll
                 for (int w = 0; w < WN; ++w) {
                     const u32 cw[4] = {cur[w].x, cur[w].y, cur[w].z, cur[w].w};
-                    if (FOLD) {
-                        const u32 c0 = lut[w][0].bias2, c1 = lut[w][1].bias2; // -1152 * unit of rows gid, gid+8
 #pragma unroll
-                        for (int qq = 0; qq < 4; qq += 2) {
-                            u32 a[2][4];
-                            decode8_fold(cw[qq], lut[w][0], lut[w][1], a[0][0], a[0][1], a[0][2], a[0][3]);
-                            decode8_fold(cw[qq + 1], lut[w][0], lut[w][1], a[1][0], a[1][1], a[1][2], a[1][3]);
-                            // Data mma of both words, then their offset mma: each offset follows its own word's data
-                            // on the same accumulator, so the partial sums carry the +1152 * unit * sum(x) of at most
-                            // two words.
+                    for (int q = 0; q < 4; ++q) {
+                        u32 a0, a1, a2, a3;
+                        decode8(cw[q], lut[w][0], lut[w][1], a0, a1, a2, a3);
 #pragma unroll
-                            for (int h = 0; h < 2; ++h)
-#pragma unroll
-                                for (int j = 0; j < NT; ++j)
-                                    mma_f16(NA > 1 && h ? acc2[w][j] : acc[w][j], a[h][0], a[h][1], a[h][2], a[h][3], bf[j][2 * (qq + h)], bf[j][2 * (qq + h) + 1]);
-#pragma unroll
-                            for (int h = 0; h < 2; ++h)
-#pragma unroll
-                                for (int j = 0; j < NT; ++j)
-                                    mma_f16(NA > 1 && h ? acc2[w][j] : acc[w][j], c0, c1, c0, c1, bf[j][2 * (qq + h)], bf[j][2 * (qq + h) + 1]);
-                        }
-                    } else {
-#pragma unroll
-                        for (int q = 0; q < 4; ++q) {
-                            u32 a0, a1, a2, a3;
-                            decode8(cw[q], lut[w][0], lut[w][1], a0, a1, a2, a3);
-#pragma unroll
-                            for (int j = 0; j < NT; ++j) mma_f16(acc[w][j], a0, a1, a2, a3, bf[j][2 * q], bf[j][2 * q + 1]);
-                        }
+                        for (int j = 0; j < NT; ++j) mma_f16(acc[w][j], a0, a1, a2, a3, bf[j][2 * q], bf[j][2 * q + 1]);
                     }
                 }
             }
@@ -298,14 +245,6 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
             for (int j = 0; j < NT; ++j) xcur[j] += D * 64;
         }
     for (; kb0 < kbEnd; kb0 += D) ringStep(kb0, false);
-
-    if (NA > 1)
-#pragma unroll
-        for (int w = 0; w < WN; ++w)
-#pragma unroll
-            for (int j = 0; j < NT; ++j)
-#pragma unroll
-                for (int r = 0; r < 4; ++r) acc[w][j][r] = __fadd_rn(acc[w][j][r], acc2[NA > 1 ? w : 0][j][r]);
 
     // Epilogue. Accumulator (w, j, r): row n = (nb0+w)*16 + gid + 8*(r>>1), token m = m0 + 8j + 2*tig + (r&1).
     if (p.splits > 1) {
@@ -365,16 +304,13 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     }
 }
 
-// v3: w4a8_mma_m*_w* (HFMA2 per weight pair); v4: ...f (fold); v5: ...g (fold + unguarded ring steps).
+// v3: w4a8_mma_m{MT}_w{WN}; v6: ...u (unguarded ring steps).
 #define W4A8_INSTANCE(MT, WN)                                                                           \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN(const W4A8DecodeParams p) { \
-        w4a8_decode_impl<MT, WN, false, false>(p);                                                       \
+        w4a8_decode_impl<MT, WN, false>(p);                                                              \
     }                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##f(const W4A8DecodeParams p) { \
-        w4a8_decode_impl<MT, WN, true, false>(p);                                                        \
-    }                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##g(const W4A8DecodeParams p) { \
-        w4a8_decode_impl<MT, WN, true, true>(p);                                                         \
+    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##u(const W4A8DecodeParams p) { \
+        w4a8_decode_impl<MT, WN, true>(p);                                                               \
     }
 W4A8_INSTANCE(8, 1)
 W4A8_INSTANCE(8, 2)
