@@ -22,31 +22,31 @@ __device__ __forceinline__ float block_max(float a) {
 // The row's token scale from each thread's partial absmax (all threads get it).
 __device__ __forceinline__ float token_scale(float amax) { return fmaxf(block_max(amax) / 448.0f, 1.0f / (448.0f * 512.0f)); }
 
-// Quantizes one row of `count` vectors and writes its token scale. Rows up to RV x blockDim.x vectors are loaded once
-// into registers, every load issued before the absmax reduction (reading each row twice with one load in flight per
-// thread reached 76% of the copy bandwidth); longer rows take the two-pass loop. Row supplies:
+// Quantizes one row of `count` vectors and writes its token scale. Rows up to CACHED x blockDim.x vectors are loaded
+// once into registers, every load issued before the absmax reduction (reading each row twice with one load in flight
+// per thread reached 76% of the copy bandwidth); longer rows take the two-pass loop. Row supplies:
 //   Vec                          the vector type;
 //   Vec load_once(int v)         load for the register path (read once);
 //   Vec load_twice(int v)        load for the two-pass path (read twice);
 //   static float amax(Vec)       max |x| of one vector;
 //   void store(Vec, float s, int v)  quantize vector v with scale s and store its codes.
-template <int RV, class Row>
+template <int CACHED, class Row> // CACHED: vectors per thread kept in registers
 __device__ __forceinline__ void quant_token_row(const Row& row, int count, float* tokenScale) {
-    if (count <= RV * (int)blockDim.x) {
-        typename Row::Vec cache[RV];
+    if (count <= CACHED * (int)blockDim.x) {
+        typename Row::Vec cache[CACHED];
 #pragma unroll
-        for (int r = 0; r < RV; ++r) {
+        for (int r = 0; r < CACHED; ++r) {
             const int v = threadIdx.x + r * blockDim.x;
             if (v < count) cache[r] = row.load_once(v);
         }
         float amax = 0.f;
 #pragma unroll
-        for (int r = 0; r < RV; ++r)
+        for (int r = 0; r < CACHED; ++r)
             if (threadIdx.x + r * blockDim.x < count) amax = fmaxf(amax, Row::amax(cache[r]));
         const float s = token_scale(amax);
         if (threadIdx.x == 0) *tokenScale = s;
 #pragma unroll
-        for (int r = 0; r < RV; ++r) {
+        for (int r = 0; r < CACHED; ++r) {
             const int v = threadIdx.x + r * blockDim.x;
             if (v < count) row.store(cache[r], s, v);
         }
