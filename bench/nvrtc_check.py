@@ -4,9 +4,18 @@
 import ctypes, sys, re, os
 lib = ctypes.CDLL("libnvrtc.so.11.2")
 kdir = sys.argv[1]
-common = open(os.path.join(kdir, "Common.cuh"), encoding="utf-8").read()
+
+def splice(text, seen):
+    # Like KernelCache.SpliceIncludes: every #include "X.cuh" is replaced by the header's text, once per header.
+    def one(m):
+        h = m.group(1)
+        if h in seen: return ""
+        seen.add(h)
+        return splice(open(os.path.join(kdir, h), encoding="utf-8").read(), seen)
+    return re.sub(r'^\s*#include "([^"]+\.cuh)"\s*$', one, text, flags=re.M)
+
 for name in sys.argv[2:]:
-    src = open(os.path.join(kdir, name), encoding="utf-8").read().replace('#include "Common.cuh"', common)
+    src = splice(open(os.path.join(kdir, name), encoding="utf-8").read(), set())
     prog = ctypes.c_void_p()
     r = lib.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), name.encode(), 0, None, None)
     opts = [b"--gpu-architecture=compute_90", b"--std=c++17", b"-default-device"]

@@ -50,27 +50,17 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
     public void Every_decode_variant_matches_the_exact_product_reference_at_odd_shapes(int m)
     {
         Gpu.RequireHopper();
-        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
         foreach (var (n, k) in new[] { (384, 1152), (640, 2432) })
         {
             var rng = new Random(m * 1000 + n + k);
-            var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 2);
-            var scales = Reference.RandomScales(rng, n, k, adversarial: true);
-            var x = Reference.RandomActivations(rng, m, k);
-            var bias = Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2 - 1) * 4)).ToArray();
-            var x8 = new byte[(long)m * k];
-            var ts = new float[m];
-            ActivationQuantFp8.Reference(x, m, k, x8, ts);
-            var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
-            var acc = Reference.W4A8(x8, ts, packed, sigma, Enumerable.Repeat(1f, n).ToArray(), m, n, k); // ts·Σ, no c'
+            using var problem = new W4A8Problem(rng, m, n, k, minus8Rows: 2, adversarialScales: true);
+            var bias = Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2 - 1) * 4)).ToArray(); // the draws after the activations
+            var c = problem.ChannelScale;
+            var acc = problem.Exact(channelScale: Enumerable.Repeat(1f, n).ToArray()); // ts·Σ, no c'
 
-            using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-            using var d8 = DeviceBuffer<byte>.From(ctx, x8, stream);
-            using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
-            using var db = DeviceBuffer<float>.From(ctx, bias, stream);
-            using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeUnguarded = false };
-            using var gemmFast = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeUnguarded = true };
+            using var db = DeviceBuffer<float>.From(Gpu.Context, bias, Gpu.Stream);
+            using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = false };
+            using var gemmFast = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true };
             // 1, 2, 4 slabs per warp, each as v3 and v6 (unguarded ring steps).
             foreach (var (mt, wn, ks) in new[] { (8, 1, 1), (8, 2, 1), (8, 4, 1), (16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 2, 1) })
             foreach (var g in new[] { gemm, gemmFast })
@@ -83,9 +73,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
                     {
                         int splits = (groups + gps - 1) / gps;
                         var plan = new GemmPlan(mt, wn, ks, splits, 2 * gps, mTiles, nTiles, 8, Mma: true);
-                        dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
-                        g.Run(stream, d8, ds, ops, dy, m, plan, withBias ? db : null);
-                        var got = dy.ToArray(stream);
+                        var got = problem.RunPoisoned(g, plan, withBias ? db : null);
                         var expected = new double[acc.Length];
                         int same = 0;
                         for (int i = 0; i < acc.Length; i++)
@@ -119,28 +107,14 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
     public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k, bool unguarded)
     {
         Gpu.RequireHopper();
-        var rng = new Random(m + n + k);
-        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 1);
-        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
-        var x = Reference.RandomActivations(rng, m, k);
-        var x8 = new byte[(long)m * k];
-        var ts = new float[m];
-        ActivationQuantFp8.Reference(x, m, k, x8, ts);
-        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
-        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
-        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
-        using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-        using var d8 = DeviceBuffer<byte>.From(ctx, x8, stream);
-        using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
-        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-        using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { DecodeUnguarded = unguarded, DecodeWideOnlyAbove16 = false };
+        using var problem = new W4A8Problem(new Random(m + n + k), m, n, k, minus8Rows: 1, adversarialScales: true);
+        var expected = problem.Exact();
+        using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = unguarded, DecodeWideOnlyAbove16 = false };
         var plan = gemm.Plan(m, n, k);
         Assert.True(plan.Mma, $"M={m} should plan the decode kernel, got {plan}");
         for (int rep = 0; rep < 2; rep++) // split-K tickets must reset themselves
         {
-            dy.FillBytes(0xFF, stream);
-            gemm.Run(stream, d8, ds, ops, dy, m, plan);
-            var err = Reference.RelativeError(dy.ToArray(stream), expected);
+            var err = Reference.RelativeError(problem.RunPoisoned(gemm, plan), expected);
             output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan, unguarded)} splits={plan.Splits}: rel. error {err:E2}");
             Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
         }
@@ -151,26 +125,17 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
     public void W4A16_small_M_plans_with_one_and_two_slabs_per_warp_match_the_exact_product_reference(int m)
     {
         GpuAvailability.RequireGpu();
-        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
         foreach (var (n, k) in new[] { (384, 1152), (640, 2432) })
         {
-            var rng = new Random(m * 77 + n + k);
-            var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 1);
-            var scales = Reference.RandomScales(rng, n, k, adversarial: true);
-            var x = Reference.RandomActivations(rng, m, k);
-            var expected = Reference.W4A16(x, packed, scales, m, n, k);
-            using var ops = W4A16GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-            using var dx = DeviceBuffer<ushort>.From(ctx, x, stream);
-            using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+            using var problem = new W4A16Problem(new Random(m * 77 + n + k), m, n, k, minus8Rows: 1, adversarialScales: true);
+            var expected = problem.Exact();
             foreach (int wn in new[] { 1, 2, -1 })
             {
-                using var gemm = new W4A16Gemm(Gpu.Kernels, ctx) { SmallMWn = wn };
+                using var gemm = new W4A16Gemm(Gpu.Kernels, Gpu.Context) { SmallMWn = wn };
                 var plan = gemm.Plan(m, n, k);
                 for (int rep = 0; rep < 2; rep++)
                 {
-                    dy.FillBytes(0xFF, stream);
-                    gemm.Run(stream, dx, ops, dy, m, plan);
-                    var err = Reference.RelativeError(dy.ToArray(stream), expected);
+                    var err = Reference.RelativeError(problem.RunPoisoned(gemm, plan), expected);
                     if (rep == 0) output.WriteLine($"W4A16 M={m} N={n} K={k} wn={plan.WN} splits={plan.Splits}: rel. error {err:E2}");
                     Assert.True(err <= 1e-3, $"W4A16 M={m} N={n} K={k} wn={plan.WN}: relative error {err:E3} > 1e-3");
                 }

@@ -1,13 +1,13 @@
 // Dynamic per-token FP8 quantization (spec §2.2, vLLM QuantFP8 per-token semantics):
 //   s_tok[m] = max(max_k |x[m,k]| / 448, 1/(448*512)),  x8[m,k] = e4m3(clamp(x[m,k] / s_tok[m], -448, 448)).
 // One CTA per token row; bf16 in, 16-byte vector loads (K % 8 == 0). Rows up to 256 x RV x 8 = 16384 values are
-// loaded once into registers (all loads issued before the first use, then the absmax reduction, then the codes):
-// v2 read each row twice and kept one 16-byte load per thread in flight, 76% of the copy bandwidth. Longer rows
-// take the two-pass loop. True division (not a reciprocal multiply)
-// so the bytes match the CPU reference exactly.
+// loaded once into registers, longer rows take the two-pass loop (quant_token_row in TokenQuantFp8.cuh, shared with
+// the F32 kernel of QuantLinearIo.cu). True division (not a reciprocal multiply) so the bytes match the CPU reference
+// exactly.
 // gemmOrder != 0 writes x8 in the W4A8 GEMM's order: inside each 64-wide block, physical k = 16t + 8s + 4h + j goes
 // to position 32s + 16h + 4t + j (W4A8Gemm.cu explains why); the bytes are the same, only their positions move.
 #include "Common.cuh"
+#include "TokenQuantFp8.cuh"
 
 struct ActQuantParams {
     const u16* x;        // [M, K] bf16
@@ -36,10 +36,10 @@ __device__ __forceinline__ void quant_store(const u32x4& q, float s, u8* out, in
     u32 packed[2];
 #pragma unroll
     for (int i = 0; i < 4; i += 2) {
-        const float f0 = fminf(fmaxf(bf_lo(w[i]) / s, -448.f), 448.f);
-        const float f1 = fminf(fmaxf(bf_hi(w[i]) / s, -448.f), 448.f);
-        const float f2 = fminf(fmaxf(bf_lo(w[i + 1]) / s, -448.f), 448.f);
-        const float f3 = fminf(fmaxf(bf_hi(w[i + 1]) / s, -448.f), 448.f);
+        const float f0 = e4m3_clamped_quotient(bf_lo(w[i]), s);
+        const float f1 = e4m3_clamped_quotient(bf_hi(w[i]), s);
+        const float f2 = e4m3_clamped_quotient(bf_lo(w[i + 1]), s);
+        const float f3 = e4m3_clamped_quotient(bf_hi(w[i + 1]), s);
         packed[i >> 1] = (u32)f32x2_to_e4m3x2(f0, f1) | ((u32)f32x2_to_e4m3x2(f2, f3) << 16);
     }
     if (gemmOrder) {
@@ -52,46 +52,21 @@ __device__ __forceinline__ void quant_store(const u32x4& q, float s, u8* out, in
     }
 }
 
-// Block-wide max of one value per thread (blockDim.x <= 256); every thread gets the result.
-__device__ __forceinline__ float block_max(float a) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xFFFFFFFFu, a, o));
-    __shared__ float red[8];
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = a;
-    __syncthreads();
-    float r = red[0];
-    for (int i = 1; i < (int)(blockDim.x >> 5); ++i) r = fmaxf(r, red[i]);
-    return r;
-}
+// One bf16 row for quant_token_row: vectors of 8 values (16 bytes); the register path streams (read once), the
+// two-pass path reads through the non-coherent cache (read twice).
+struct Bf16TokenRow {
+    typedef u32x4 Vec;
+    const u16* x;
+    u8* out;
+    int gemmOrder;
+    __device__ __forceinline__ Vec load_once(int v) const { return ldg_stream_v4(x + v * 8); }
+    __device__ __forceinline__ Vec load_twice(int v) const { return ldg_nc_v4(x + v * 8); }
+    static __device__ __forceinline__ float amax(const Vec& q) { return vec_amax(q); }
+    __device__ __forceinline__ void store(const Vec& q, float s, int v) const { quant_store(q, s, out, v, gemmOrder); }
+};
 
 extern "C" __global__ void __launch_bounds__(256) act_quant_fp8(const ActQuantParams p) {
     const int m = blockIdx.x;
-    const u16* row = p.x + (size_t)m * p.K;
-    u8* out = p.x8 + (size_t)m * p.K;
-    const int vecs = p.K >> 3;
-    if (vecs <= RV * (int)blockDim.x) {
-        u32x4 cache[RV];
-#pragma unroll
-        for (int r = 0; r < RV; ++r) {
-            const int v = threadIdx.x + r * blockDim.x;
-            if (v < vecs) cache[r] = ldg_stream_v4(row + v * 8);
-        }
-        float amax = 0.f;
-#pragma unroll
-        for (int r = 0; r < RV; ++r)
-            if (threadIdx.x + r * blockDim.x < vecs) amax = fmaxf(amax, vec_amax(cache[r]));
-        const float s = fmaxf(block_max(amax) / 448.0f, 1.0f / (448.0f * 512.0f));
-        if (threadIdx.x == 0) p.tokenScale[m] = s;
-#pragma unroll
-        for (int r = 0; r < RV; ++r) {
-            const int v = threadIdx.x + r * blockDim.x;
-            if (v < vecs) quant_store(cache[r], s, out, v, p.gemmOrder);
-        }
-        return;
-    }
-    float amax = 0.f;
-    for (int v = threadIdx.x; v < vecs; v += blockDim.x) amax = fmaxf(amax, vec_amax(ldg_nc_v4(row + v * 8)));
-    const float s = fmaxf(block_max(amax) / 448.0f, 1.0f / (448.0f * 512.0f));
-    if (threadIdx.x == 0) p.tokenScale[m] = s;
-    for (int v = threadIdx.x; v < vecs; v += blockDim.x) quant_store(ldg_nc_v4(row + v * 8), s, out, v, p.gemmOrder);
+    const Bf16TokenRow row{p.x + (size_t)m * p.K, p.x8 + (size_t)m * p.K, p.gemmOrder};
+    quant_token_row<RV>(row, p.K >> 3, p.tokenScale + m);
 }

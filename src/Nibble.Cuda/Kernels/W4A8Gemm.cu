@@ -19,6 +19,7 @@
 #include "Common.cuh"
 #include "W4A8Lut.cuh"
 #include "W4A8Wgmma.cuh"
+#include "W4A8GemmShared.cuh"
 
 // FP32 promotion of the tensor-core accumulators (DeepSeek-V3 / DeepGEMM practice: Hopper's FP8 MMA accumulates
 // with reduced precision): 0 = none, 1 = every 128-wide group, 2 = every 64-wide k-block.
@@ -32,13 +33,7 @@ struct W4A8GemmParams {
     const u32x4* weight;       // tiled codes
     const u16* sigma;          // [N/16][K/128][8] u16: byte pair (sigma[row gid], sigma[row gid+8]) at u16 index gid
     const float* channelScale; // [N]  c' = 8c
-    u16* y;                    // [M, N] bf16
-    float* workspace;          // [splits][M][N] fp32 partial sums (split-K only)
-    u32* counters;             // one per output tile, zero at rest (the last split resets it)
-    int M, N, K;
-    int kBlocksPerSplit;       // 64-wide k-blocks per split (even: splits are group aligned)
-    int splits;
-    int groupM;                // raster: this many m-tiles share one n-tile column group
+    W4A8_GEMM_TAIL_FIELDS      // y, workspace, counters, M, N, K, kBlocksPerSplit, splits, groupM (W4A8GemmShared.cuh)
 };
 static_assert(sizeof(W4A8GemmParams) == 88, "W4A8GemmParams must match W4A8Gemm.cs");
 
@@ -227,10 +222,8 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
     }
 }
 
-#define W4A8_INSTANCE(NTOK, WG, KS)                                                                                   \
-    extern "C" __global__ void __launch_bounds__(128 * WG) w4a8_gemm_n##NTOK##_wg##WG##_ks##KS(const W4A8GemmParams p) { \
-        w4a8_gemm_impl<NTOK, WG, KS>(p);                                                                                \
-    }
+#define W4A8_INSTANCE(NTOK, WG, KS) \
+    W4A8_GEMM_ENTRY(w4a8_gemm_n##NTOK##_wg##WG##_ks##KS, (128 * WG), const W4A8GemmParams, (w4a8_gemm_impl<NTOK, WG, KS>))
 W4A8_INSTANCE(8, 1, 8)
 W4A8_INSTANCE(16, 1, 8)
 W4A8_INSTANCE(32, 1, 4)

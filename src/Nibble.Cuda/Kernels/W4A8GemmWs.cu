@@ -18,6 +18,7 @@
 #include "Common.cuh"
 #include "W4A8Lut.cuh"
 #include "W4A8Wgmma.cuh"
+#include "W4A8GemmShared.cuh"
 
 // Build variants (NVRTC defines, W4A8Gemm.cs WsSplitLayout / WsPairedStores; helper gemm-large2):
 // W4A8_WS_SPLIT 1: split-K partial sums in a thread-private layout (float4 [tile][NTOK*ROWS/1024][256 threads]):
@@ -49,13 +50,7 @@ struct alignas(64) W4A8WsParams {
     const u8* weight;          // tiled codes (W4A8WeightPrep.cu)
     const u8* sigma;           // [N/16][K/128][8] u16 byte pairs
     const float* channelScale; // [N]  c' = 8c
-    u16* y;                    // [M, N] bf16
-    float* workspace;          // [splits][M][N] fp32 partial sums (split-K only)
-    u32* counters;             // one per output tile, zero at rest (the last split resets it)
-    int M, N, K;
-    int kBlocksPerSplit;       // 64-wide k-blocks per split (even: splits are group aligned)
-    int splits;
-    int groupM;                // raster: this many m-tiles share one n-tile column group
+    W4A8_GEMM_TAIL_FIELDS      // y, workspace, counters, M, N, K, kBlocksPerSplit, splits, groupM (W4A8GemmShared.cuh)
     int flags;                 // bit 0: weights and sigma through wmap/smap (3 TMA ops per stage) instead of 1-D bulk copies;
                                // bit 1: rotate each n-tile's k order (spreads concurrent activation reads over L2);
                                // bit 2: benchmark diagnostic, no epilogue at all (output not written: times the main loop)
@@ -475,11 +470,8 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
 }
 
 // 384 threads, one persistent CTA per SM (grid = min(work units, SMs); the register cap at entry is what setmaxnreg redistributes: 128*40 + 256*232 <= 64K).
-#define W4A8_WS_INSTANCE(MS, NTOK, WAIT)                                                                                \
-    extern "C" __global__ void __launch_bounds__(384, 1)                                                               \
-        w4a8_ws_n##NTOK##_r##MS##_w##WAIT(const __grid_constant__ W4A8WsParams p) {                                    \
-        w4a8_ws_impl<MS, NTOK, WAIT>(p);                                                                               \
-    }
+#define W4A8_WS_INSTANCE(MS, NTOK, WAIT) \
+    W4A8_GEMM_ENTRY(w4a8_ws_n##NTOK##_r##MS##_w##WAIT, (384, 1), const __grid_constant__ W4A8WsParams, (w4a8_ws_impl<MS, NTOK, WAIT>))
 W4A8_WS_INSTANCE(1, 64, 1)
 W4A8_WS_INSTANCE(2, 64, 1)
 W4A8_WS_INSTANCE(1, 128, 1)

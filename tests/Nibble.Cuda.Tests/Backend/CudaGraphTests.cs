@@ -1,4 +1,3 @@
-using Nibble.Cpu;
 using Nibble.Cuda.Backend;
 using AttentionKernel = Nibble.Cuda.Kernels.AttentionKernel;
 using DecodeAttentionVariant = Nibble.Cuda.Kernels.DecodeAttentionVariant;
@@ -7,7 +6,6 @@ using Nibble.Engine.Gpu;
 using Nibble.Models;
 using Nibble.Tests;
 using Nibble.Tests.Models;
-using Nibble.Text.Tokenization;
 
 namespace Nibble.Cuda.Tests.Backend;
 
@@ -130,15 +128,10 @@ public class CudaGraphTests(ITestOutputHelper output)
     [Fact]
     public void Generator_with_and_without_graphs_gives_the_cpu_tokens()
     {
-        var gpu = GpuBackend.Require();
-        var tokenizer = HfTokenizer.Load(TestPaths.BundledNano);
-        using var cpuLm = CausalLM.Load(TestPaths.BundledNano, CpuBackend.Instance);
-        using var gpuLm = CausalLM.Load(TestPaths.BundledNano, gpu);
-        var ids = tokenizer.Encode("Once upon a time");
-        var options = new SamplingOptions { MaxTokens = 40, StopTokenIds = [] };
-        var cpu = new Generator(cpuLm, tokenizer).Generate(ids, options, TestContext.Current.CancellationToken);
-        var eager = new Generator(gpuLm, tokenizer) { CudaGraphs = false }.Generate(ids, options, TestContext.Current.CancellationToken);
-        var graphs = new Generator(gpuLm, tokenizer) { CudaGraphs = true }.Generate(ids, options, TestContext.Current.CancellationToken);
+        using var run = new NanoGreedyRun(GpuBackend.Require(), "Once upon a time", maxTokens: 40);
+        var cpu = run.Cpu;
+        var eager = run.OnGpu(cudaGraphs: false);
+        var graphs = run.OnGpu(cudaGraphs: true);
         string line = $"nano 40 tokens: eager {eager.DecodeTokensPerSecond:F0} tok/s, graphs {graphs.DecodeTokensPerSecond:F0} tok/s, cpu {cpu.DecodeTokensPerSecond:F0} tok/s";
         output.WriteLine(line);
         Console.WriteLine("graphs-gpu " + line);
