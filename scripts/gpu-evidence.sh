@@ -2,7 +2,7 @@
 # The evidence run: ON the GPU machine, from the repository root, with a published folder carried
 # (bash scripts/gpu-publish.sh; then run `bash .gpu/gpu-evidence.sh`, carry [".gpu"]). One call gives the whole GPU
 # test suite, the full GEMM table (W4A8, W4A16, cuBLASLt FP8/BF16), end-to-end TTFT/TPOT and the op table.
-# Files in $OUT (8 at most come back): tests.txt gemm.md gemm.json e2e.md e2e.json ops.md log.txt.
+# Files in $OUT (8 at most come back): tests.txt gemm.md gemm.json gemm.log e2e.md e2e.json ops.md log.txt.
 # Env: STAGES (comma list; default tests,gemm,e2e,ops), GEMM_BUDGET_S (default 230), GEMM_ARGS, OPS_ARGS, TEST_FILTER.
 set -uo pipefail
 OUT=${OUT:-/tmp/nibble-out}; mkdir -p "$OUT"
@@ -19,7 +19,7 @@ if has tests; then
 fi
 if has gemm; then
   timeout $(( ${GEMM_BUDGET_S:-230} + 60 )) dotnet "$G/bench/Nibble.Bench.dll" gemm --out "$OUT" --iters ${GEMM_ITERS:-10} --budget-s ${GEMM_BUDGET_S:-230} ${GEMM_ARGS:-} > "$OUT/gemm.log" 2>&1
-  el "gemm rc=$?"; grep -E "^# time budget|Kernel compile" "$OUT/gemm.log" | head -3; rm -f "$OUT/gemm.log"
+  el "gemm rc=$?"; grep -E "^# time budget|kernel compile" "$OUT/gemm.log" | head -3
 fi
 if has e2e; then
   timeout ${E2E_TIMEOUT:-150} dotnet "$G/bench/Nibble.Bench.dll" e2e --out "$OUT" --budget-s ${E2E_BUDGET_S:-110} ${E2E_ARGS:-} >> "$OUT/log.txt" 2>&1
