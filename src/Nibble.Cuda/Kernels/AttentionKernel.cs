@@ -78,11 +78,12 @@ public static class AttentionKernel
     public static bool DecodeSupports(int headDim) => headDim % 4 == 0 && headDim <= MaxHeadDim;
 
     /// <summary>
-    /// The decode kernel a new <c>CudaBackend</c> uses. v3a until the fused kernel is measured on the H100
-    /// (flip to <see cref="DecodeAttentionVariant.Fused"/> here); <c>NIBBLE_DECODE_ATTENTION=fused|v3a|v3b</c> overrides it
+    /// The decode kernel a new <c>CudaBackend</c> uses: the fused one, faster than v3a at every measured length on the
+    /// H100 (bench/results/ops-h100-v4.md: 1k 13.3 vs 14.9 µs, 4k 21.2 vs 28.6, 32k 102 vs 109, queued timing);
+    /// <c>NIBBLE_DECODE_ATTENTION=fused|v3a|v3b</c> overrides it
     /// per process (<see cref="DecodeFromEnvironment"/>).
     /// </summary>
-    public static DecodeAttentionVariant DefaultDecode { get; set; } = DecodeAttentionVariant.V3a;
+    public static DecodeAttentionVariant DefaultDecode { get; set; } = DecodeAttentionVariant.Fused;
 
     /// <summary>Environment variable naming the decode kernel (fused, v3a or v3b).</summary>
     public const string DecodeEnvironmentVariable = "NIBBLE_DECODE_ATTENTION";

@@ -223,13 +223,13 @@ public sealed class W4A8Gemm : IDisposable
 
     /// <summary>
     /// Small M through the v6 decode kernels (<c>w4a8_mma_*u</c>): v3's exact decode, with every ring step that lies
-    /// wholly inside the split run without bounds guards and each load at a running pointer + constant. Off by default:
-    /// not yet timed on a GPU. The same loop on the (removed, inexact) fold decode took 57344×8192 M=1 from 160 to 109 µs
-    /// (v3: 131) in the gemm-decode2 run (bench/results/gemm-decode2-h100.log). The environment variable
-    /// NIBBLE_W4A8_DECODE_UNGUARDED=1 turns it on for a process.
+    /// wholly inside the split run without bounds guards and each load at a running pointer + constant. On by default:
+    /// 17 % faster than v3 (geometric mean over the 9 issue shapes × M 1/4/16/32, 0.71–1.02×) in the same H100 run
+    /// (bench/results/gemm-h100-final-20261127.log, `--decode-variants`). NIBBLE_W4A8_DECODE_UNGUARDED=0 selects v3
+    /// for a process.
     /// </summary>
     public bool DecodeUnguarded { get; init; } = DefaultDecodeUnguarded;
-    public static bool DefaultDecodeUnguarded { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_UNGUARDED") == "1";
+    public static bool DefaultDecodeUnguarded { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_UNGUARDED") != "0";
 
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
     {
