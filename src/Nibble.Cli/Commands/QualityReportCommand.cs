@@ -35,12 +35,13 @@ public static class QualityReportCommand
         var klWindows = new Option<int>("--kl-windows") { Description = "1024-token windows of eval_text for perplexity / KL / top-1.", DefaultValueFactory = _ => 8 };
         var rowsOption = new Option<string>("--rows") { Description = "all; core (bf16, W4A16-AWQ, W4A8-naive, W4A8-recovered with RTN and grid rounding: one AWQ run); or calibration (all but W4A16-RTN and W4A8-naive) — smaller sets for larger evaluation subsets.", DefaultValueFactory = _ => "all" };
         rowsOption.AcceptOnlyFromAmong("all", "core", "calibration");
+        var clip = new Option<bool>("--clip-search") { Description = "Run the AWQ with the activation-aware clip search and add the rows W4A8-recovered + clip (W4A8 objective) and W4A16-AWQ + clip (W4A16 objective); every other row stays unclipped." };
         var output = new Option<string>("--out") { Description = "Markdown report to write.", DefaultValueFactory = _ => "docs/quality.md" };
         var command = new Command("quality-report", "Quantize the evaluation models every way (RTN, AWQ with/without masking, W4A8-aware AWQ; W4A16 / W4A8 naive / recovered) and write the quality table.")
-            { models, modelsDir, dataDir, calibTraces, evalTraces, klWindows, rowsOption, output };
+            { models, modelsDir, dataDir, calibTraces, evalTraces, klWindows, rowsOption, clip, output };
         command.SetAction((parse, ct) => CliErrors.RunAsync(() => Task.Run(() =>
         {
-            var settings = new Settings(parse.GetValue(modelsDir)!, parse.GetValue(dataDir)!, parse.GetValue(calibTraces), parse.GetValue(evalTraces), parse.GetValue(klWindows), parse.GetValue(output)!, parse.GetValue(rowsOption)!);
+            var settings = new Settings(parse.GetValue(modelsDir)!, parse.GetValue(dataDir)!, parse.GetValue(calibTraces), parse.GetValue(evalTraces), parse.GetValue(klWindows), parse.GetValue(output)!, parse.GetValue(rowsOption)!, parse.GetValue(clip));
             var rows = new List<Row>();
             foreach (string name in parse.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 RunModel(name, settings, rows, ct);
@@ -50,7 +51,7 @@ public static class QualityReportCommand
         return command;
     }
 
-    sealed record Settings(string ModelsDir, string DataDir, int CalibTraces, int EvalTraces, int KlWindows, string Output, string Rows)
+    sealed record Settings(string ModelsDir, string DataDir, int CalibTraces, int EvalTraces, int KlWindows, string Output, string Rows, bool Clip)
     {
         public bool CoreOnly => Rows == "core";
         public bool Has(string row) => Rows == "all" || (Rows == "core" ? row is "naive" : row is not ("rtn" or "naive"));
@@ -124,7 +125,7 @@ public static class QualityReportCommand
         var unmasked = Calib(CalibrationMaskPolicy.All);
         log($"calibration: {masked.Count} traces, {masked.Sum(s => s.Ids.Length):N0} tokens, {masked.Sum(s => s.IncludedTokens):N0} unmasked by the default policy");
 
-        QuantizationResult Awq(CausalLM lm, IReadOnlyList<CalibrationSequence> data, QuantizationScheme search, string what)
+        QuantizationResult Awq(CausalLM lm, IReadOnlyList<CalibrationSequence> data, QuantizationScheme search, string what, bool clip = false)
         {
             var watch = Stopwatch.StartNew();
             int last = -1;
@@ -133,7 +134,12 @@ public static class QualityReportCommand
                 int pct = p.Done * 10 / Math.Max(1, p.Total);
                 if (pct != last) { last = pct; log($"{what}: {p.Stage} {p.Done}/{p.Total} ({watch.Elapsed.TotalSeconds:F0} s)"); }
             });
-            var r = ModelQuantizer.Quantize(lm, new QuantizeOptions { Scheme = QuantizationScheme.W4A8, Awq = new AwqOptions { SearchScheme = search } }, data, progress, ct);
+            var r = ModelQuantizer.Quantize(lm, new QuantizeOptions
+            {
+                Scheme = QuantizationScheme.W4A8,
+                Awq = new AwqOptions { SearchScheme = search },
+                Clip = clip ? new ClipSearchOptions { AlsoW4A16 = true } : null,
+            }, data, progress, ct);
             log($"{what}: done in {watch.Elapsed.TotalSeconds:F0} s");
             return r;
         }
@@ -143,13 +149,19 @@ public static class QualityReportCommand
         var awqWatch = Stopwatch.StartNew();
         using (var lm = Fresh())
         {
-            maskedAwq = Awq(lm, masked, QuantizationScheme.W4A16, "AWQ (masked traces)");
-            double awqSeconds = awqWatch.Elapsed.TotalSeconds;
-            using (var w16 = Fresh()) { maskedAwq.ApplyTo(w16, QuantizationScheme.W4A16); Evaluate("W4A16-AWQ", w16, awqWatch); }
-            if (settings.Has("naive")) using (var naive = Fresh()) { maskedAwq.ApplyTo(naive, QuantizationScheme.W4A8, ScaleRecoveryMode.Naive); Evaluate("W4A8-naive (AWQ)", naive, Stopwatch.StartNew()); }
+            maskedAwq = Awq(lm, masked, QuantizationScheme.W4A16, settings.Clip ? "AWQ + clip search (masked traces)" : "AWQ (masked traces)", settings.Clip);
+            // Every row but the "+ clip" ones runs the unclipped weights of this one AWQ run (clipped: false).
+            using (var w16 = Fresh()) { maskedAwq.ApplyTo(w16, QuantizationScheme.W4A16, clipped: false); Evaluate("W4A16-AWQ", w16, awqWatch); }
+            if (settings.Has("naive")) using (var naive = Fresh()) { maskedAwq.ApplyTo(naive, QuantizationScheme.W4A8, ScaleRecoveryMode.Naive, clipped: false); Evaluate("W4A8-naive (AWQ)", naive, Stopwatch.StartNew()); }
             // Same AWQ run and scales, W4A16's RTN codes instead of the grid-rounded ones (W4A8GridRounding).
-            using (var rtnRounded = Fresh()) { maskedAwq.ApplyTo(rtnRounded, QuantizationScheme.W4A8, ScaleRecoveryMode.Recovered, WeightRounding.Rtn); Evaluate("W4A8-recovered, RTN rounding (AWQ, masked traces)", rtnRounded, Stopwatch.StartNew()); }
-            Evaluate("W4A8-recovered (AWQ, masked traces)", lm, Stopwatch.StartNew());
+            using (var rtnRounded = Fresh()) { maskedAwq.ApplyTo(rtnRounded, QuantizationScheme.W4A8, ScaleRecoveryMode.Recovered, WeightRounding.Rtn, clipped: false); Evaluate("W4A8-recovered, RTN rounding (AWQ, masked traces)", rtnRounded, Stopwatch.StartNew()); }
+            if (settings.Clip)
+            {
+                using (var grid = Fresh()) { maskedAwq.ApplyTo(grid, QuantizationScheme.W4A8, clipped: false); Evaluate("W4A8-recovered (AWQ, masked traces)", grid, Stopwatch.StartNew()); }
+                Evaluate("W4A8-recovered + clip (AWQ, masked traces)", lm, Stopwatch.StartNew());
+                using (var w16Clip = Fresh()) { maskedAwq.ApplyTo(w16Clip, QuantizationScheme.W4A16, clipped: true); Evaluate("W4A16-AWQ + clip", w16Clip, Stopwatch.StartNew()); }
+            }
+            else Evaluate("W4A8-recovered (AWQ, masked traces)", lm, Stopwatch.StartNew());
         }
         if (settings.CoreOnly) return;
         Variant("W4A8-recovered (AWQ, unmasked traces)", lm => Awq(lm, unmasked, QuantizationScheme.W4A16, "AWQ (unmasked traces)"));
@@ -174,7 +186,7 @@ public static class QualityReportCommand
         var inv = CultureInfo.InvariantCulture;
         md.AppendLine("# Quantization quality report");
         md.AppendLine();
-        md.AppendLine($"Generated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `nibble quality-report --calib-traces {settings.CalibTraces} --eval-traces {settings.EvalTraces} --kl-windows {settings.KlWindows}{(settings.Rows == "all" ? "" : " --rows " + settings.Rows)}` on the CPU backend ({Environment.ProcessorCount} cores).");
+        md.AppendLine($"Generated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `nibble quality-report --calib-traces {settings.CalibTraces} --eval-traces {settings.EvalTraces} --kl-windows {settings.KlWindows}{(settings.Rows == "all" ? "" : " --rows " + settings.Rows)}{(settings.Clip ? " --clip-search" : "")}` on the CPU backend ({Environment.ProcessorCount} cores).");
         md.AppendLine();
         md.AppendLine($"* Perplexity, KL(bf16 ‖ row) and top-1 agreement: the first {settings.KlWindows} non-overlapping 1024-token windows of eval_text.txt ({positions:N0} predicted positions per model; the full file has {tokenCount:N0} tokens).");
         md.AppendLine($"* Agentic accuracy: exact match (greedy) on the first {settings.EvalTraces} traces of eval_traces.jsonl; \"vs W4A16-AWQ\" and \"vs bf16\" are ratios of accuracies; flips are paired over the same traces (+ = right here and wrong in W4A16-AWQ).");
@@ -187,7 +199,7 @@ public static class QualityReportCommand
             var bf = mine.First(r => r.Name == "bf16");
             md.AppendLine($"## {model}");
             md.AppendLine();
-            md.AppendLine("| row | perplexity | KL vs bf16 | top-1 vs bf16 | agentic exact match | vs W4A16-AWQ | vs bf16 | flips vs W4A16-AWQ (+/−) | time (s) |");
+            md.AppendLine("| row | perplexity | KL vs bf16 | top-1 vs bf16 | agentic exact match | vs W4A16-AWQ | vs bf16 | flips vs W4A16-AWQ (+/−), sign-test p | time (s) |");
             md.AppendLine("|---|---|---|---|---|---|---|---|---|");
             foreach (var r in mine)
             {
@@ -203,15 +215,16 @@ public static class QualityReportCommand
                         if (a && !b) plus++;
                         if (!a && b) minus++;
                     }
-                    flips = $"+{plus} / −{minus}";
+                    flips = string.Create(inv, $"+{plus} / −{minus}, p = {SignTest.TwoSided(plus, minus):F2}");
                 }
                 md.AppendLine(string.Create(inv, $"| {r.Name} | {r.Perplexity:F3} | {r.Kl:F5} | {r.Top1:P2} | {r.Traces.Correct}/{r.Traces.Total} = {r.Traces.ExactMatch:F3} | {rel} | {relBf} | {flips} | {r.Seconds:F0} |"));
             }
-            if (baseRow is not null && mine.FirstOrDefault(r => r.Name.StartsWith("W4A8-recovered (AWQ, masked")) is { } rec)
-            {
-                md.AppendLine();
-                md.AppendLine(string.Create(inv, $"Bars: W4A8-recovered keeps {rec.Traces.ExactMatch / Math.Max(1e-9, baseRow.Traces.ExactMatch):P1} of W4A16-AWQ's agentic accuracy (bar ≥ 99.5%) and its KL is {rec.Kl / baseRow.Kl:F3}× W4A16-AWQ's (bar ≤ 1.10×)."));
-            }
+            if (baseRow is not null)
+                foreach (var rec in mine.Where(r => r.Name.StartsWith("W4A8-recovered (AWQ, masked") || r.Name.StartsWith("W4A8-recovered + clip")))
+                {
+                    md.AppendLine();
+                    md.AppendLine(string.Create(inv, $"Bars: {rec.Name} keeps {rec.Traces.ExactMatch / Math.Max(1e-9, baseRow.Traces.ExactMatch):P1} of W4A16-AWQ's agentic accuracy (bar ≥ 99.5%) and its KL is {rec.Kl / baseRow.Kl:F3}× W4A16-AWQ's (bar ≤ 1.10×)."));
+                }
             md.AppendLine();
         }
         string path = settings.Output;
