@@ -114,7 +114,9 @@ public static class QualityReportCommand
             return row;
         }
 
-        Evaluate("bf16", bf16, Stopwatch.StartNew());
+        // --rows clip evaluates bf16 last, so the rows the bars need come first in a partial report.
+        bool bf16Last = settings.Rows == "clip";
+        if (!bf16Last) Evaluate("bf16", bf16, Stopwatch.StartNew());
 
         CausalLM Fresh() => CausalLM.Load(dir, backend);
         void Variant(string rowName, Func<CausalLM, QuantizationResult?> build)
@@ -164,12 +166,14 @@ public static class QualityReportCommand
             if (settings.Has("rtn-rounding")) using (var rtnRounded = Fresh()) { maskedAwq.ApplyTo(rtnRounded, QuantizationScheme.W4A8, ScaleRecoveryMode.Recovered, WeightRounding.Rtn, clipped: false); Evaluate("W4A8-recovered, RTN rounding (AWQ, masked traces)", rtnRounded, Stopwatch.StartNew()); }
             if (settings.Clip)
             {
+                if (bf16Last) Evaluate("W4A8-recovered + clip (AWQ, masked traces)", lm, Stopwatch.StartNew());
                 using (var grid = Fresh()) { maskedAwq.ApplyTo(grid, QuantizationScheme.W4A8, clipped: false); Evaluate("W4A8-recovered (AWQ, masked traces)", grid, Stopwatch.StartNew()); }
-                Evaluate("W4A8-recovered + clip (AWQ, masked traces)", lm, Stopwatch.StartNew());
+                if (!bf16Last) Evaluate("W4A8-recovered + clip (AWQ, masked traces)", lm, Stopwatch.StartNew());
                 using (var w16Clip = Fresh()) { maskedAwq.ApplyTo(w16Clip, QuantizationScheme.W4A16, clipped: true); Evaluate("W4A16-AWQ + clip", w16Clip, Stopwatch.StartNew()); }
             }
             else Evaluate("W4A8-recovered (AWQ, masked traces)", lm, Stopwatch.StartNew());
         }
+        if (bf16Last) Evaluate("bf16", bf16, Stopwatch.StartNew());
         if (settings.CoreOnly) return;
         Variant("W4A8-recovered (AWQ, unmasked traces)", lm => Awq(lm, unmasked, QuantizationScheme.W4A16, "AWQ (unmasked traces)"));
         Variant("W4A8-recovered (W4A8-aware AWQ, masked)", lm => Awq(lm, masked, QuantizationScheme.W4A8, "W4A8-aware AWQ (masked traces)"));
@@ -204,7 +208,7 @@ public static class QualityReportCommand
         {
             var mine = rows.Where(r => r.Model == model).ToList();
             var baseRow = mine.FirstOrDefault(r => r.Name == "W4A16-AWQ");
-            var bf = mine.First(r => r.Name == "bf16");
+            var bf = mine.FirstOrDefault(r => r.Name == "bf16");
             md.AppendLine($"## {model}");
             md.AppendLine();
             md.AppendLine("| row | perplexity | KL vs bf16 | top-1 vs bf16 | agentic exact match | vs W4A16-AWQ | vs bf16 | flips vs W4A16-AWQ (+/−), sign-test p | answer NLL / token | answer NLL vs W4A16-AWQ: lower / higher, p | time (s) |");
@@ -212,7 +216,7 @@ public static class QualityReportCommand
             foreach (var r in mine)
             {
                 string rel = baseRow is null ? "" : (r.Traces.ExactMatch / Math.Max(1e-9, baseRow.Traces.ExactMatch)).ToString("P1", inv);
-                string relBf = (r.Traces.ExactMatch / Math.Max(1e-9, bf.Traces.ExactMatch)).ToString("P1", inv);
+                string relBf = bf is null ? "" : (r.Traces.ExactMatch / Math.Max(1e-9, bf.Traces.ExactMatch)).ToString("P1", inv);
                 string flips = "", answerPairs = "";
                 if (baseRow is not null)
                 {
