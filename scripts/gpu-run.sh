@@ -11,16 +11,23 @@ export DOTNET_ROOT=/opt/dotnet PATH=/opt/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOU
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu --format=csv
   grep -nE "CUBLASLT_MATMUL_DESC_(A_SCALE_MODE|FAST_ACCUM|A_SCALE_POINTER)|MATRIX_SCALE_OUTER_VEC_32F" /usr/local/cuda/include/cublasLt.h | head
-  for f in W4A8Gemm W4A8GemmMma W4A16Gemm ActivationQuantFp8 W4A8WeightPrep; do
-    (cd $G/kernels && nvcc -cubin -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o /tmp/$f.cubin $f.cu 2>&1) | grep -E "error|registers|spill|Compiling entry" | sed 's/ptxas info    : //' | paste - - - | sed 's/Compiling entry function//'
+  for f in W4A8Gemm W4A8GemmMma W4A8GemmWs W4A16Gemm ActivationQuantFp8 W4A8WeightPrep; do
+    (cd $G/kernels && nvcc -cubin -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o /tmp/$f.cubin $f.cu > /tmp/$f.ptxas 2>&1)
+    grep -E "error|registers|spill|Compiling entry" /tmp/$f.ptxas | sed 's/ptxas info    : //' | paste - - - | sed 's/Compiling entry function//'
+    # ptxas warnings that cost speed silently (wgmma serialization, ignored setmaxnreg)
+    grep -iE "warn|serializ|C75" /tmp/$f.ptxas | head -10
   done
   for fn in w4a8_gemm_n8_wg1_ks8 w4a8_gemm_n128_wg2_ks4; do
     echo "== SASS opcode histogram $fn"
     cuobjdump -sass -fun $fn /tmp/W4A8Gemm.cubin | grep -oP '/\*[0-9a-f]{4}\*/\s+\K[A-Z][A-Z0-9_.]+' | sort | uniq -c | sort -rn | head -25
   done
+  for fn in w4a8_ws_n128_r2 w4a8_ws_n64_r1; do
+    echo "== SASS opcode histogram $fn"
+    cuobjdump -sass -fun $fn /tmp/W4A8GemmWs.cubin | grep -oP '/\*[0-9a-f]{4}\*/\s+\K[A-Z][A-Z0-9_.]+' | sort | uniq -c | sort -rn | head -30
+  done
 } > "$OUT/kernels.txt" 2>&1
 if [ "${SASS:-0}" = 1 ]; then
-  { cuobjdump -sass -fun w4a8_gemm_n128_wg2_ks4 /tmp/W4A8Gemm.cubin; cuobjdump -sass -fun w4a8_mma_m8_w2 /tmp/W4A8GemmMma.cubin; } > "$OUT/sass.txt" 2>&1
+  { cuobjdump -sass -fun ${SASS_FUN:-w4a8_ws_n128_r2} /tmp/${SASS_FILE:-W4A8GemmWs}.cubin; } > "$OUT/sass.txt" 2>&1
 fi
 if [ "${NCU:-0}" = 1 ]; then
   ncu --target-processes all -k regex:"${NCU_KERNEL:-w4a8_gemm_n128}" -c 1 --section SpeedOfLight --section WarpStateStats \

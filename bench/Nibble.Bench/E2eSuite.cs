@@ -18,6 +18,7 @@ namespace Nibble.Bench;
 /// Llama-shaped model in bf16, W4A16 and W4A8 on the CUDA backend, batch 1 (the engine decodes one sequence at a
 /// time). The model is generated at run time (random bf16 weights, too large to carry) and quantized there with RTN.
 /// Dense linears (bf16 model, and lm_head everywhere) run in plain bf16-activation mode (DenseMatMulPrecision.Bf16).
+/// Each variant is timed with eager launches and with CUDA-graph replay of the decode step (--no-graphs skips the latter).
 /// Usage: e2e [--out dir] [--hidden 4096] [--intermediate 14336] [--layers 8] [--heads 32] [--kv-heads 8]
 ///            [--vocab 32000] [--prompt 512] [--decode 64] [--reps 3] [--budget-s 170] [--work dir]
 /// </summary>
@@ -33,6 +34,7 @@ public static class E2eSuite
         int heads = Int(args, "--heads", 32), kvHeads = Int(args, "--kv-heads", 8), vocab = Int(args, "--vocab", 32000);
         int prompt = Int(args, "--prompt", 512), decode = Int(args, "--decode", 64), reps = Int(args, "--reps", 3);
         double budget = Int(args, "--budget-s", 170);
+        bool noGraphs = args.Contains("--no-graphs");
         string work = Arg(args, "--work") ?? Path.Combine(Path.GetTempPath(), "nibble-e2e-" + Guid.NewGuid().ToString("N"));
         string date = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
         string command = "dotnet Nibble.Bench.dll e2e " + string.Join(' ', args);
@@ -72,19 +74,34 @@ public static class E2eSuite
                 using var lm = scheme is null ? CausalLM.Load(dir, backend) : QuantizedModelLoader.Load(dir, backend, scheme);
                 backend.Synchronize();
                 double loadS = t.Elapsed.TotalSeconds;
-                Run(lm, promptIds, 4); // warm-up: NVRTC compiles, GEMM plans, pool
+                Run(lm, promptIds, 4, graphs: false); // warm-up: NVRTC compiles, GEMM plans, pool
+                var linears = Linears(lm).ToList();
+                double weightGiB = linears.Sum(LinearBytes) / (double)(1L << 30);
+                // Eager steps, then the same steps replayed from a CUDA graph (CudaDecodeGraph), interleaved per rep.
                 var ttft = new List<double>();
                 var tpot = new List<double>();
+                var tpotGraph = new List<double>();
+                string? graphNote = null;
                 for (int r = 0; r < reps && (r == 0 || sw.Elapsed.TotalSeconds < budget); r++)
                 {
-                    var (pre, dec) = Run(lm, promptIds, decode);
+                    var (pre, dec) = Run(lm, promptIds, decode, graphs: false);
                     ttft.Add(pre); tpot.Add(dec);
+                    if (!noGraphs)
+                    {
+                        var (_, decGraph) = Run(lm, promptIds, decode, graphs: true, note: n => graphNote = n);
+                        tpotGraph.Add(decGraph);
+                    }
                 }
-                var linears = Linears(lm).ToList();
-                var res = new Result(variant, Median(ttft), Median(tpot), loadS, linears.Sum(LinearBytes) / (double)(1L << 30), $"{ttft.Count} rep(s)");
-                foreach (var l in linears) (l as IDisposable)?.Dispose(); // quantized layers own device buffers outside the backend's pool
+                var res = new Result(variant, Median(ttft), Median(tpot), loadS, weightGiB, $"{ttft.Count} rep(s), eager launches");
                 results.Add(res);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{variant}: TTFT {res.TtftMs:F2} ms, TPOT {res.TpotMs:F3} ms ({1000 / res.TpotMs:F1} tok/s), load {loadS:F1} s"));
+                if (tpotGraph.Count > 0)
+                {
+                    var g = new Result(variant + " + CUDA graph", Median(ttft), Median(tpotGraph), loadS, weightGiB, $"{tpotGraph.Count} rep(s), {graphNote}");
+                    results.Add(g);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{g.Variant}: TPOT {g.TpotMs:F3} ms ({1000 / g.TpotMs:F1} tok/s) ({graphNote})"));
+                }
+                foreach (var l in linears) (l as IDisposable)?.Dispose(); // quantized layers own device buffers outside the backend's pool
             }
             Report(outDir, card, date, command, hidden, inter, layers, heads, kvHeads, vocab, prompt, decode, genS, quantS, results);
             return 0;
@@ -95,8 +112,12 @@ public static class E2eSuite
         }
     }
 
-    /// <summary>Prefill (last-token logits copied to the host) then <paramref name="decode"/> greedy steps; returns (TTFT ms, mean ms per decode step).</summary>
-    static (double TtftMs, double TpotMs) Run(CausalLM lm, int[] promptIds, int decode)
+    /// <summary>
+    /// Prefill (last-token logits copied to the host) then <paramref name="decode"/> greedy steps; returns (TTFT ms, mean
+    /// ms per decode step). With <paramref name="graphs"/> the steps go through <see cref="CudaDecodeGraph"/> (first step
+    /// eager, second captured, the rest replayed): the mean then includes the capture, as a real generation pays it.
+    /// </summary>
+    static (double TtftMs, double TpotMs) Run(CausalLM lm, int[] promptIds, int decode, bool graphs, Action<string>? note = null)
     {
         using var cache = lm.CreateCache(promptIds.Length + decode + 1);
         var logits = new float[lm.VocabSize];
@@ -104,13 +125,17 @@ public static class E2eSuite
         using (var l = lm.Forward(promptIds, cache, lastTokenOnly: true)) l.CopyTo(logits);
         double ttft = t.Elapsed.TotalMilliseconds;
         int next = ArgMax(logits);
+        using var graph = graphs ? new CudaDecodeGraph(lm, cache) : null;
         t.Restart();
         for (int i = 0; i < decode; i++)
         {
-            using (var l = lm.Forward([next], cache, lastTokenOnly: true)) l.CopyTo(logits);
+            if (graph is not null) graph.Step(next).CopyTo(logits);
+            else using (var l = lm.Forward([next], cache, lastTokenOnly: true)) l.CopyTo(logits);
             next = ArgMax(logits);
         }
-        return (ttft, decode == 0 ? 0 : t.Elapsed.TotalMilliseconds / decode);
+        double tpot = decode == 0 ? 0 : t.Elapsed.TotalMilliseconds / decode;
+        if (graph is not null) note?.Invoke(graph.Captured ? $"graph replay ({graph.ReservedBlocks} blocks held)" : $"not captured: {graph.FailureReason}");
+        return (ttft, tpot);
     }
 
     /// <summary>Every linear of a dense-MLP model (attention projections, MLP, lm_head).</summary>

@@ -11,7 +11,8 @@ namespace Nibble.Bench;
 /// `gemm` suite (GPU): our W4A8 and W4A16 GEMMs against cuBLASLt FP8 (per-token × per-channel) and BF16, all in one
 /// run, timed with CUDA events (median), weights rotated over enough copies to exceed 2× L2 so no run reads a warm
 /// cache. Also the W4A8 weight-preprocessing bandwidth and the kernel cache's cold/warm start.
-/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n]
+/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n] [--timer busy] [--no-compile-times]
+/// [--ws-sweep MT:WN:S,...] [--ws-model 0|1|2] [--ws-split 0|1] [--ws-epi 0|1] [--ws-prefetch 0|1] [--ws-force MT:WN] (see the code).
 /// </summary>
 public static class GpuGemmSuite
 {
@@ -30,19 +31,40 @@ public static class GpuGemmSuite
         int iters = int.Parse(Arg(args, "--iters") ?? "30");
         if (Arg(args, "--large-ks") is { } lks) GemmPlan.LargeKs = int.Parse(lks);
         if (Arg(args, "--mma-ring") is { } ring) W4A8Gemm.DefaultMmaRing = int.Parse(ring);
+        if (Arg(args, "--ws") is { } wsArg) W4A8Gemm.DefaultWarpSpecialized = wsArg != "0";
+        // Warp-specialized variants: weights by TMA maps or bulk copies, k-walk rotation, plan cost model, forced shape "MT:WN".
+        if (Arg(args, "--ws-tmaw") is { } wsTmaw) W4A8Gemm.WsTensorMapWeights = wsTmaw != "0";
+        if (Arg(args, "--ws-model") is { } wsModel) GemmPlan.WsModel = int.Parse(wsModel);
+        if (Arg(args, "--ws-rot") is { } wsRot) W4A8Gemm.WsRotateK = wsRot != "0";
+        if (Arg(args, "--ws-force") is { } wsForce) GemmPlan.WsForce = (int.Parse(wsForce.Split(':')[0]), int.Parse(wsForce.Split(':')[1]));
+        // gemm-large2: split-K workspace layout / paired-store epilogue defaults, and a per-shape sweep of forced plans
+        // "MT:WN:S,..." timing each with the old build, the new builds and without epilogue (see Sweep).
+        if (Arg(args, "--ws-split") is { } wsSplit) W4A8Gemm.DefaultWsSplitLayout = int.Parse(wsSplit);
+        if (Arg(args, "--ws-epi") is { } wsEpi) W4A8Gemm.DefaultWsPairedStores = int.Parse(wsEpi);
+        if (Arg(args, "--ws-prefetch") is { } wsPf) W4A8Gemm.DefaultWsPrefetch = int.Parse(wsPf);
+        var sweep = Arg(args, "--ws-sweep") is { } sw ? sw.Split(',').Select(t => t.Split(':').Select(int.Parse).ToArray()).ToArray() : [];
+        bool onlyW4a8 = args.Contains("--only-w4a8");
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
+        bool decodeVariants = args.Contains("--decode-variants");
+        if (Arg(args, "--decode-unguarded") is { } ung) W4A8Gemm.DefaultDecodeUnguarded = ung != "0";
         var clock = Stopwatch.StartNew();
 
         using var ctx = CudaContext.Open();
         ctx.RequireHopper();
-        var compile = CompileTimes(ctx);
+        var compile = args.Contains("--only-w4a8") || args.Contains("--no-compile-times") ? (Cold: 0.0, Warm: 0.0) : CompileTimes(ctx);
         using var kernels = new KernelCache(ctx);
         using var stream = CudaStream.Create(ctx);
         using var lt = new CublasLt(ctx);
         using var w4a8 = new W4A8Gemm(kernels, ctx);
-        using var w4a8Wgmma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 0 };
-        using var w4a8Mma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 32 };
+        using var w4a8Wgmma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 0, WarpSpecialized = false };
+        using var w4a8Mma = new W4A8Gemm(kernels, ctx) { MmaMaxM = 32, DecodeWideOnlyAbove16 = false };
         using var w4a16 = new W4A16Gemm(kernels, ctx);
+        using var wsOld = new W4A8Gemm(kernels, ctx) { WsSplitLayout = 0, WsPairedStores = 0, WsPrefetch = 0 };
+        using var wsNew = new W4A8Gemm(kernels, ctx) { WsSplitLayout = 1, WsPairedStores = 1, WsPrefetch = 1 };
+        using var wsSplit1 = new W4A8Gemm(kernels, ctx) { WsSplitLayout = 1, WsPairedStores = 0, WsPrefetch = 0 };
+        using var wsEpi1 = new W4A8Gemm(kernels, ctx) { WsSplitLayout = 0, WsPairedStores = 1, WsPrefetch = 0 };
+        using var wsPf1 = new W4A8Gemm(kernels, ctx) { WsSplitLayout = 0, WsPairedStores = 0, WsPrefetch = 1 };
+        if (args.Contains("--timer") && Arg(args, "--timer") == "busy") GpuTimer.Spin = st => GpuSpin.Run(kernels, st, 60);
         string card = ctx.Name, date = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
         Console.WriteLine($"# {card} ({ctx.Arch}, {ctx.MultiprocessorCount} SMs, L2 {ctx.L2CacheBytes >> 20} MB), driver {ctx.DriverVersionText}, NVRTC {KernelCache.NvrtcVersion()}, cuBLASLt {lt.Version}");
         Console.WriteLine($"# kernel compile: cold {compile.Cold:F0} ms, warm (disk cache) {compile.Warm:F1} ms");
@@ -59,6 +81,7 @@ public static class GpuGemmSuite
             RandomFill.Words(kernels, stream, packed, 1);
             RandomFill.GroupScales(kernels, stream, scales, 2, 0.02f);
             int r8 = Copies(l2, (long)n * k / 2), r16 = r8, rf8 = Copies(l2, (long)n * k), rbf = Copies(l2, (long)n * k * 2);
+            if (onlyW4a8) r16 = rf8 = rbf = 0; // variant runs time the W4A8 kernel alone
             var opsA = new List<W4A8GemmOperands>();
             var opsB = new List<W4A16GemmOperands>();
             var wf8 = new List<DeviceBuffer<byte>>();
@@ -90,17 +113,35 @@ public static class GpuGemmSuite
                     int it = m >= 2048 && (long)n * k >= 100_000_000 ? Math.Max(5, iters / 3) : iters;
                     var plan = w4a8.Plan(m, n, k);
                     double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true));
+                    // Steady state: each weight copy's TMA maps are encoded once (at load, in a real model), not in the timed loop.
+                    foreach (var o in opsA) w4a8.Run(stream, plan.GemmOrderActivations ? x8g : x8, ts, o, y, m, plan);
                     double ta = Time(ctx, stream, it, i => w4a8.Run(stream, plan.GemmOrderActivations ? x8g : x8, ts, opsA[i % r8], y, m, plan));
-                    double? tw = m <= 64 ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
-                    double? tm = m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8, ts, opsA[i % r8], y, m)) : null;
-                    double tb = Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
-                    double tf = Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
-                    double tbf = Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
+                    // "wgmma" column: W4A8Gemm.cu's kernel, for comparison with the mma.sync (M <= 64) or warp-specialized plan.
+                    double? tw = !onlyW4a8 && (m <= 64 || plan.Ws) ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
+                    double? tm = !onlyW4a8 && m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8, ts, opsA[i % r8], y, m)) : null;
+                    double tb = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
+                    if (decodeVariants && m <= 32)
+                    {
+                        DecodeVariants(kernels, ctx, stream, it, x8, ts, opsA, y, m, n, k);
+                        var w16 = new List<string>();
+                        foreach (int wn in new[] { 2, -1 })
+                        {
+                            using var g16 = new W4A16Gemm(kernels, ctx) { SmallMWn = wn };
+                            var p16 = g16.Plan(m, n, k);
+                            double t1 = Time(ctx, stream, it, i => g16.Run(stream, x, opsB[i % r16], y, m, p16));
+                            w16.Add(string.Create(CultureInfo.InvariantCulture, $"wn={p16.WN} s{p16.Splits}{(wn < 0 ? " (M>16 rule)" : "")}: {t1:F1}"));
+                        }
+                        var pp = w4a16.Plan(m, n, k);
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"#   w4a16 M={m}: planned wn={pp.WN} s{pp.Splits}: {tb:F1} | {string.Join(" | ", w16)}"));
+                    }
+                    double tf = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
+                    double tbf = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
+                    if (plan.Ws && sweep.Length > 0) Sweep(ctx, stream, it, sweep, m, n, k, x8g, ts, opsA, y, [wsOld, wsNew, wsSplit1, wsEpi1, wsPf1], plan);
                     var row = new Row(m, n, k, ta, tb, tf, tbf, tq, tw, tm, plan.ToString(), card, date);
                     rows.Add(row);
                     double tflop = 2.0 * m * n * k / 1e12;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1} (wgmma {tw ?? double.NaN,7:F1} mma {tm ?? double.NaN,7:F1}) | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [{(plan.Mma ? "mma m" : "n")}{plan.MT} wg{plan.WN} s{plan.Splits}]"));
+                        $"M={m,5} N={n,5} K={k,5}  w4a8 {ta,9:F1} us ({tflop / (ta * 1e-6),6:F0} TF, {opsA[0].WeightBytes / (ta * 1e3),5:F0} GB/s)  w4a16 {tb,9:F1}  fp8 {tf,9:F1}  bf16 {tbf,9:F1}  quant {tq,6:F1} (wgmma {tw ?? double.NaN,7:F1} mma {tm ?? double.NaN,7:F1}) | w4a8/fp8 {ta / tf:F2}  w4a8/bf16 {ta / tbf:F2}  w4a16/w4a8 {tb / ta:F2}  [{(plan.Mma ? "mma m" : plan.Ws ? "ws n" : "n")}{plan.MT} wg{plan.WN} s{plan.Splits}]"));
                 }
             }
             finally
@@ -112,8 +153,69 @@ public static class GpuGemmSuite
             }
         }
         Console.WriteLine($"# cuBLASLt FP8 scale mode: {lt.Fp8ScaleMode}");
-        Write(outDir, rows, prep, compile, card, date, lt.Fp8ScaleMode, string.Join(' ', args));
+        if (!onlyW4a8) Write(outDir, rows, prep, compile, card, date, lt.Fp8ScaleMode, string.Join(' ', args));
         return 0;
+    }
+
+    /// <summary>--decode-variants: times the small-M kernels, v3 and v6 (unguarded ring steps), as planned and with 1 or 2 slabs per warp (console only).</summary>
+    static void DecodeVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, DeviceBuffer<byte> x8, DeviceBuffer<float> ts,
+        List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, int m, int n, int k)
+    {
+        var parts = new List<string>();
+        foreach (bool unguarded in new[] { false, true })
+            foreach (int wn in new[] { 0, 1, 2 })
+            {
+                W4A8GemmDecode.ForceWn = wn;
+                try
+                {
+                    using var g = new W4A8Gemm(kernels, ctx) { DecodeUnguarded = unguarded, DecodeWideOnlyAbove16 = false };
+                    var pl = g.Plan(m, n, k);
+                    double t = Time(ctx, stream, it, i => g.Run(stream, x8, ts, ops[i % ops.Count], y, m, pl));
+                    parts.Add(string.Create(CultureInfo.InvariantCulture, $"{(unguarded ? "v6" : "v3")} {(wn == 0 ? "planned " : "")}w{pl.WN} s{pl.Splits}: {t:F1}"));
+                }
+                finally { W4A8GemmDecode.ForceWn = 0; }
+            }
+        Console.WriteLine($"#   decode variants M={m} N={n} K={k}: {string.Join(" | ", parts)}");
+    }
+
+    /// <summary>
+    /// One line per forced warp-specialized plan (MT:WN:S; the default plan first): old build, new build (split layout
+    /// 1 + paired stores + prefetch), each change alone (split layout only where S &gt; 1), and the old and prefetch
+    /// builds without epilogue (main loop only; output not written).
+    /// </summary>
+    static void Sweep(CudaContext ctx, CudaStream stream, int it, int[][] sweep, int m, int n, int k, DeviceBuffer<byte> x8g, DeviceBuffer<float> ts,
+        List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, W4A8Gemm[] builds, GemmPlan defaultPlan)
+    {
+        var plans = new List<(string Tag, GemmPlan Plan)> { ("default", defaultPlan) };
+        foreach (var c in sweep)
+        {
+            if (m >= 2048 && (c[0] < 128 || c[2] > 1)) continue; // large M: whole-K tiles of 128+ tokens only
+            if (n % (128 * (c[1] / 2)) != 0 || (k / 128) < c[2]) continue;
+            GemmPlan.WsForce = (c[0], c[1]);
+            GemmPlan.WsForceSplits = c[2];
+            try
+            {
+                var p = GemmPlan.ChooseWs(m, n, k, ctx.MultiprocessorCount);
+                if (p.Splits == c[2] && !plans.Any(q => q.Plan == p)) plans.Add(($"{c[0]}:{c[1]}:{c[2]}", p));
+            }
+            catch (ArgumentException) { }
+            finally { GemmPlan.WsForce = null; GemmPlan.WsForceSplits = null; }
+        }
+        int r = ops.Count;
+        var (wsOld, wsNew, wsSplit1, wsEpi1, wsPf1) = (builds[0], builds[1], builds[2], builds[3], builds[4]);
+        foreach (var (tag, p) in plans)
+        {
+            foreach (var o in ops) foreach (var b in builds) b.Run(stream, x8g, ts, o, y, m, p); // TMA maps encoded, modules loaded
+            double T(W4A8Gemm g) => Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % r], y, m, p));
+            double tOld = T(wsOld), tNew = T(wsNew), tS1 = p.Splits > 1 ? T(wsSplit1) : double.NaN, tE1 = T(wsEpi1), tP1 = T(wsPf1);
+            W4A8Gemm.WsSkipEpilogue = true;
+            double tLoop, tLoopPf;
+            try { tLoop = T(wsOld); tLoopPf = T(wsPf1); }
+            finally { W4A8Gemm.WsSkipEpilogue = false; }
+            int units = p.Ctas * p.Splits, steps = p.KBlocksPerSplit / 2, waves = (units + ctx.MultiprocessorCount - 1) / ctx.MultiprocessorCount;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"sweep M={m,5} N={n,5} K={k,5} {tag,-8} [n{p.MT} wg{p.WN} s{p.Splits}] units {units,4} waves {waves,2} steps {steps,3} | old {tOld,7:F1} new {tNew,7:F1} split1 {tS1,7:F1} epi1 {tE1,7:F1} pf1 {tP1,7:F1} loop {tLoop,7:F1} loop-pf1 {tLoopPf,7:F1} us | new/old {tNew / tOld:F3}"));
+        }
     }
 
     static int Copies(long l2, long bytes) => (int)Math.Clamp((2 * l2 + bytes - 1) / bytes + 1, 1, 16);
@@ -124,7 +226,7 @@ public static class GpuGemmSuite
     static (double Cold, double Warm) CompileTimes(CudaContext ctx)
     {
         var dir = Path.Combine(Path.GetTempPath(), "nibble-bench-kc-" + Guid.NewGuid().ToString("N"));
-        string[] files = ["W4A8Gemm.cu", "W4A8GemmMma.cu", "W4A16Gemm.cu", "ActivationQuantFp8.cu", "W4A8WeightPrep.cu"];
+        string[] files = ["W4A8Gemm.cu", "W4A8GemmMma.cu", "W4A8GemmWs.cu", "W4A16Gemm.cu", "ActivationQuantFp8.cu", "W4A8WeightPrep.cu"];
         try
         {
             double cold, warm;

@@ -56,7 +56,7 @@ public sealed class KernelCache : IDisposable
             if (modules.TryGetValue(key0, out var m)) return m;
             var sw = Stopwatch.StartNew();
             // NVRTC gets no include paths: the shared helpers are spliced in where the kernel includes them.
-            var source = Source(fileName).Replace("#include \"Common.cuh\"", Source("Common.cuh"));
+            var source = SpliceIncludes(Source(fileName));
             var arch = context.Arch + (hopperOnly && context.ComputeMajor == 9 ? "a" : "");
             // No --use_fast_math: divisions and conversions must be IEEE-exact to match the CPU references byte for byte.
             var options = new List<string> { $"--gpu-architecture={arch}", "--std=c++17", "-default-device", "-lineinfo" };
@@ -83,6 +83,19 @@ public sealed class KernelCache : IDisposable
             Loads.Add(new LoadInfo(fileName, fromDisk, sw.Elapsed.TotalMilliseconds, key[..16]));
             return m;
         }
+    }
+
+    /// <summary>
+    /// Replaces each <c>#include "X.cuh"</c> line with the embedded header X.cuh (headers may include others; each
+    /// is spliced once, so a header included twice is not duplicated).
+    /// </summary>
+    public static string SpliceIncludes(string source)
+    {
+        var done = new HashSet<string>();
+        string Splice(string text) => System.Text.RegularExpressions.Regex.Replace(text, "^#include \"([A-Za-z0-9_]+\\.cuh)\"[^\n]*$",
+            m => done.Add(m.Groups[1].Value) ? Splice(Source(m.Groups[1].Value)) : "",
+            System.Text.RegularExpressions.RegexOptions.Multiline);
+        return Splice(source);
     }
 
     public static string NvrtcVersion()

@@ -15,6 +15,12 @@ public sealed class Generator(CausalLM model, HfTokenizer tokenizer)
     public CausalLM Model { get; } = model;
     public HfTokenizer Tokenizer { get; } = tokenizer;
 
+    /// <summary>
+    /// Replay one-token decode steps as a CUDA graph when the model runs on the CUDA backend and its step can be
+    /// captured (<see cref="Gpu.CudaDecodeGraph.Supported"/>; default on). Generations of fewer than 4 tokens run eagerly.
+    /// </summary>
+    public bool CudaGraphs { get; set; } = true;
+
     /// <summary>Stop ids: the tokenizer's eos (tokenizer_config + generation_config) and config.json's eos_token_id.</summary>
     public IReadOnlyList<int> DefaultStopTokenIds => Tokenizer.EosTokenIds.Concat(Model.Config.EosTokenIds).Distinct().ToList();
 
@@ -72,6 +78,8 @@ public sealed class Generator(CausalLM model, HfTokenizer tokenizer)
         readonly Backend.KvCache _cache = owner.Model.CreateCache(capacity);
         readonly Sampler _sampler = new(options);
         readonly HashSet<int> _stop = [.. options.StopTokenIds ?? owner.DefaultStopTokenIds];
+        Gpu.CudaDecodeGraph? _graph;
+        bool _graphChecked;
         int _next = -1;
         bool _done;
 
@@ -85,17 +93,33 @@ public sealed class Generator(CausalLM model, HfTokenizer tokenizer)
         public GeneratedToken? Next()
         {
             if (_done) return null;
-            if (Generated.Count >= options.MaxTokens || _cache.Length >= capacity) { _done = true; Finish = FinishReason.Length; return null; }
+            if (Generated.Count >= options.MaxTokens || _cache.Length >= capacity) { End(FinishReason.Length); return null; }
             var watch = Stopwatch.StartNew();
-            var logits = _next < 0
-                ? owner.Model.Forward(prompt, _cache, lastTokenOnly: true)
-                : owner.Model.Forward([_next], _cache, lastTokenOnly: true);
+            Backend.Tensor logits;
+            if (_next < 0) logits = owner.Model.Forward(prompt, _cache, lastTokenOnly: true);
+            else
+            {
+                if (!_graphChecked)
+                {
+                    _graphChecked = true;
+                    if (owner.CudaGraphs && options.MaxTokens >= 4 && Gpu.CudaDecodeGraph.Supported(owner.Model)) _graph = new Gpu.CudaDecodeGraph(owner.Model, _cache);
+                }
+                logits = _graph?.Step(_next) ?? owner.Model.Forward([_next], _cache, lastTokenOnly: true);
+            }
             int id = _sampler.Sample(logits.ToArray());
             if (_next < 0) PrefillTime = watch.Elapsed; else DecodeTime += watch.Elapsed;
-            if (_stop.Contains(id)) { _done = true; Finish = FinishReason.Stop; return null; }
+            if (_stop.Contains(id)) { End(FinishReason.Stop); return null; }
             _next = id;
             Generated.Add(id);
             return new GeneratedToken(id, Decoder.Push(id));
+        }
+
+        void End(FinishReason reason)
+        {
+            _done = true;
+            Finish = reason;
+            _graph?.Dispose();
+            _graph = null;
         }
     }
 }

@@ -80,34 +80,25 @@ public class W4A8KernelTests(ITestOutputHelper output)
         { 1000, 256, 384 }, { 2049, 128, 256 }, { 8192, 128, 128 },
     };
 
+    /// <summary>A warp-specialized plan: MT-token tiles, 64·WN-row tiles, K split into <paramref name="splits"/> group-aligned parts.</summary>
+    static GemmPlan WsPlan(int m, int n, int k, int mt, int wn, int wait, int splits)
+    {
+        int groups = k / 128, gps = (groups + splits - 1) / splits;
+        return new GemmPlan(mt, wn, wait, (groups + gps - 1) / gps, gps * 2, (m + mt - 1) / mt, n / (64 * wn), 8, Ws: true);
+    }
+
     [Theory]
     [MemberData(nameof(GemmShapes))]
     public void W4A8_GEMM_matches_the_exact_product_reference(int m, int n, int k)
     {
         Gpu.RequireHopper();
-        var rng = new Random(m * 7919 + n * 31 + k);
-        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 2);
-        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
-        var x = Reference.RandomActivations(rng, m, k);
-        var x8 = new byte[(long)m * k];
-        var ts = new float[m];
-        ActivationQuantFp8.Reference(x, m, k, x8, ts);
-        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
-        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
-
-        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
-        using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-        using var d8g = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
-        using var d8n = DeviceBuffer<byte>.From(ctx, x8, stream);
-        using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
-        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+        using var problem = new W4A8Problem(new Random(m * 7919 + n * 31 + k), m, n, k, minus8Rows: 2, adversarialScales: true);
+        var expected = problem.Exact();
         foreach (int mmaMaxM in m <= 32 ? new[] { 0, 32 } : new[] { 0 }) // small M: both the wgmma and the mma.sync kernel
         for (int rep = 0; rep < 2; rep++) // twice: split-K tickets must reset themselves
         {
-            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { MmaMaxM = mmaMaxM };
-            dy.FillBytes(0xFF, stream); // bf16 NaN everywhere: any unwritten output fails
-            gemm.Run(stream, gemm.Plan(m, n, k).GemmOrderActivations ? d8g : d8n, ds, ops, dy, m);
-            var err = Reference.RelativeError(dy.ToArray(stream), expected);
+            using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { MmaMaxM = mmaMaxM, DecodeWideOnlyAbove16 = false };
+            var err = Reference.RelativeError(problem.RunPoisoned(gemm), expected);
             var plan = gemm.Plan(m, n, k);
             if (rep == 0) output.WriteLine($"M={m} N={n} K={k} {(plan.Mma ? "mma" : "wgmma")} {plan.W4A8Kernel} splits={plan.Splits} rel. Frobenius error {err:E2}");
             // The mma.sync path is exact-product (F2FP + HMMA, FP32 sums): 1e-3 is loose for it. Hopper's FP8 wgmma adds
@@ -118,27 +109,88 @@ public class W4A8KernelTests(ITestOutputHelper output)
         }
     }
 
+    // Warp-specialized kernel (W4A8GemmWs.cu): odd M (tails of the 64/128/256-token tiles), all token tiles, both row
+    // tiles (128 and 256 rows), with and without split-K, fresh random data with adversarial scales, poisoned output.
+    [Theory]
+    [InlineData(65, 256, 384, 64, 2, 1, 1)]
+    [InlineData(65, 256, 1024, 64, 4, 3, 1)]
+    [InlineData(100, 384, 1152, 64, 2, 2, 1)]
+    [InlineData(127, 128, 512, 128, 2, 1, 1)]
+    [InlineData(200, 512, 256, 128, 4, 2, 1)]
+    [InlineData(300, 256, 640, 256, 2, 1, 1)]
+    [InlineData(511, 256, 640, 128, 2, 1, 1)]
+    [InlineData(1000, 256, 384, 128, 4, 1, 1)]
+    [InlineData(1000, 128, 512, 256, 2, 2, 1)]
+    [InlineData(2049, 384, 256, 128, 2, 2, 1)]
+    [InlineData(2049, 256, 384, 256, 2, 3, 1)]
+    [InlineData(8192, 256, 128, 128, 4, 1, 1)]
+    [InlineData(8192, 128, 256, 256, 2, 1, 1)]
+    [InlineData(4100, 1024, 256, 256, 2, 2, 1)] // 272 work units: the persistent loop runs several tiles per CTA
+    public void Warp_specialized_GEMM_matches_the_exact_product_reference(int m, int n, int k, int mt, int wn, int splits, int wait)
+    {
+        Gpu.RequireHopper();
+        using var problem = new W4A8Problem(new Random(m * 104729 + n * 131 + k * 7 + wn), m, n, k, minus8Rows: 2, adversarialScales: true);
+        var expected = problem.Exact();
+        var plan = WsPlan(m, n, k, mt, wn, wait, splits);
+        using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context);
+        try
+        {
+        for (int rep = 0; rep < 4; rep++) // weights through TMA maps and bulk copies, k walk rotated or not (split-K tickets reset)
+        {
+            W4A8Gemm.WsTensorMapWeights = rep < 2;
+            W4A8Gemm.WsRotateK = rep % 2 == 0; // rotated k walk (different summation order) and the plain one
+            var got = problem.RunPoisoned(gemm, plan);
+            var err = Reference.RelativeError(got, expected);
+            output.WriteLine($"ws M={m} N={n} K={k} {plan.W4A8Kernel} splits={plan.Splits} tma-weights={W4A8Gemm.WsTensorMapWeights} rotate-k={W4A8Gemm.WsRotateK} rel. Frobenius error {err:E2}; worst rows {Reference.WorstRows(got, expected, m, n)}");
+            Assert.True(err <= 2.5e-3, $"relative error {err:E3} > 2.5e-3");
+        }
+        }
+        finally { W4A8Gemm.WsTensorMapWeights = true; W4A8Gemm.WsRotateK = false; }
+    }
+
+    // gemm-large2 builds of the warp-specialized kernel: thread-private split-K workspace (W4A8_WS_SPLIT=1), paired
+    // bf16 stores (W4A8_WS_EPI=1) and next-stage prefetch (W4A8_WS_PREFETCH=1). Same summation order and rounding as the default build, so the output must be the
+    // same bits, and within 2.5e-3 of the exact-product reference; odd M (partial last token tile), all token tiles,
+    // both row tiles, splits 1..4 (uneven last split), persistent loop with several units per CTA, poisoned output.
+    [Theory]
+    [InlineData(65, 256, 1024, 64, 4, 3)]
+    [InlineData(77, 384, 1024, 64, 2, 4)]
+    [InlineData(129, 256, 640, 128, 4, 2)]
+    [InlineData(255, 256, 896, 256, 2, 3)]
+    [InlineData(301, 512, 512, 256, 2, 1)]
+    [InlineData(1001, 384, 384, 128, 2, 2)]
+    [InlineData(4099, 1024, 256, 256, 2, 2)] // 272 work units over at most 132 CTAs
+    public void Warp_specialized_split_K_epilogue_and_prefetch_builds_give_the_same_bits(int m, int n, int k, int mt, int wn, int splits)
+    {
+        Gpu.RequireHopper();
+        using var problem = new W4A8Problem(new Random(m * 7907 + n * 17 + k * 3 + wn + splits), m, n, k, minus8Rows: 2, adversarialScales: true);
+        var expected = problem.Exact();
+        var plan = WsPlan(m, n, k, mt, wn, 1, splits);
+        Assert.Equal(splits, plan.Splits);
+        ushort[]? first = null;
+        foreach (var (layout, paired, prefetch) in new[] { (0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 1) })
+        {
+            using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { WsSplitLayout = layout, WsPairedStores = paired, WsPrefetch = prefetch };
+            for (int rep = 0; rep < 2; rep++) // twice: split-K tickets must reset themselves
+            {
+                var got = problem.RunPoisoned(gemm, plan);
+                var err = Reference.RelativeError(got, expected);
+                if (rep == 0) output.WriteLine($"ws M={m} N={n} K={k} {plan.W4A8Kernel} splits={plan.Splits} split-layout={layout} paired-stores={paired} prefetch={prefetch} rel. Frobenius error {err:E2}");
+                Assert.True(err <= 2.5e-3, $"relative error {err:E3} > 2.5e-3 (layout {layout}, paired {paired}, prefetch {prefetch})");
+                if (first is null) first = got;
+                else Assert.True(first.AsSpan().SequenceEqual(got), $"split layout {layout} / paired stores {paired} / prefetch {prefetch} changed output bits");
+            }
+        }
+    }
+
     [Theory]
     [InlineData(511, 128, 256)]
     [InlineData(16, 256, 4096)]
     public void Every_kernel_variant_computes_the_same_GEMM(int m, int n, int k)
     {
         Gpu.RequireHopper();
-        var rng = new Random(m * 7919 + n * 31 + k);
-        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 2);
-        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
-        var x = Reference.RandomActivations(rng, m, k);
-        var x8 = new byte[(long)m * k];
-        var ts = new float[m];
-        ActivationQuantFp8.Reference(x, m, k, x8, ts);
-        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
-        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
-        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
-        using var ops = W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-        using var d8g = DeviceBuffer<byte>.From(ctx, ActivationQuantFp8.ToGemmOrder(x8, m, k), stream);
-        using var d8n = DeviceBuffer<byte>.From(ctx, x8, stream);
-        using var ds = DeviceBuffer<float>.From(ctx, ts, stream);
-        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
+        using var problem = new W4A8Problem(new Random(m * 7919 + n * 31 + k), m, n, k, minus8Rows: 2, adversarialScales: true);
+        var expected = problem.Exact();
         var variants = new List<(string Name, GemmPlan Plan, int Promote)>();
         foreach (var (mt, wn, ks) in new[] { (8, 1, 8), (16, 1, 8), (32, 1, 4), (64, 2, 4), (128, 2, 4) })
             variants.Add(($"wgmma n{mt}", new GemmPlan(mt, wn, ks, 1, k / 64, (m + mt - 1) / mt, n / (64 * wn), 8), 0));
@@ -148,10 +200,8 @@ public class W4A8KernelTests(ITestOutputHelper output)
         double worst = 0;
         foreach (var (name, plan, promote) in variants)
         {
-            using var gemm = new W4A8Gemm(Gpu.Kernels, ctx) { Promote = promote };
-            dy.FillBytes(0xFF, stream);
-            gemm.Run(stream, plan.GemmOrderActivations ? d8g : d8n, ds, ops, dy, m, plan);
-            var got = dy.ToArray(stream);
+            using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { Promote = promote };
+            var got = problem.RunPoisoned(gemm, plan);
             var err = Reference.RelativeError(got, expected);
             worst = Math.Max(worst, err);
             output.WriteLine($"{name}: M={m} N={n} K={k} rel. error {err:E2}; worst rows {Reference.WorstRows(got, expected, m, n)}");
@@ -165,25 +215,12 @@ public class W4A8KernelTests(ITestOutputHelper output)
     public void W4A8Linear_quantizes_activations_and_runs_the_GEMM(int m, int n, int k)
     {
         Gpu.RequireHopper();
-        var rng = new Random(m + n + k + 1);
-        var packed = Reference.RandomPacked(rng, n, k);
-        var scales = Reference.RandomScales(rng, n, k, adversarial: false);
-        var x = Reference.RandomActivations(rng, m, k);
-        var x8 = new byte[(long)m * k];
-        var ts = new float[m];
-        ActivationQuantFp8.Reference(x, m, k, x8, ts);
-        var (sigma, c, _, _) = Reference.Prep(packed, scales, n, k);
-        var expected = Reference.W4A8(x8, ts, packed, sigma, c, m, n, k);
-        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
-        using var layer = new W4A8Linear(Gpu.Kernels, ctx, W4A8GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k));
-        using var dx = DeviceBuffer<ushort>.From(ctx, x, stream);
-        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-        dy.FillBytes(0xFF, stream);
-        layer.Run(stream, dx, dy, m);
-        var err = Reference.RelativeError(dy.ToArray(stream), expected);
+        using var problem = new W4A8Problem(new Random(m + n + k + 1), m, n, k, minus8Rows: 0, adversarialScales: false);
+        var expected = problem.Exact();
+        using var layer = new W4A8Linear(Gpu.Kernels, Gpu.Context, problem.Operands); // the problem disposes the operands
+        var err = Reference.RelativeError(problem.RunPoisoned(y => layer.Run(Gpu.Stream, problem.DeviceX, y, m)), expected);
         output.WriteLine($"W4A8Linear M={m} N={n} K={k}: {err:E2}");
         Assert.True(err <= 2.5e-3, $"relative error {err:E3}");
-        layer.Operands.Dispose();
     }
 
     [Theory]
@@ -195,19 +232,10 @@ public class W4A8KernelTests(ITestOutputHelper output)
     public void W4A16_GEMM_matches_the_exact_product_reference(int m, int n, int k)
     {
         GpuAvailability.RequireGpu();
-        var rng = new Random(m * 13 + n + k);
-        var packed = Reference.RandomPacked(rng, n, k, minus8Rows: 1);
-        var scales = Reference.RandomScales(rng, n, k, adversarial: true);
-        var x = Reference.RandomActivations(rng, m, k);
-        var expected = Reference.W4A16(x, packed, scales, m, n, k);
-        var (ctx, stream) = (Gpu.Context, Gpu.Stream);
-        using var ops = W4A16GemmOperands.FromCheckpoint(Gpu.Kernels, ctx, stream, packed, scales, n, k);
-        using var dx = DeviceBuffer<ushort>.From(ctx, x, stream);
-        using var dy = new DeviceBuffer<ushort>(ctx, (long)m * n);
-        using var gemm = new W4A16Gemm(Gpu.Kernels, ctx);
-        dy.FillBytes(0xFF, stream);
-        gemm.Run(stream, dx, ops, dy, m);
-        var err = Reference.RelativeError(dy.ToArray(stream), expected);
+        using var problem = new W4A16Problem(new Random(m * 13 + n + k), m, n, k, minus8Rows: 1, adversarialScales: true);
+        var expected = problem.Exact();
+        using var gemm = new W4A16Gemm(Gpu.Kernels, Gpu.Context);
+        var err = Reference.RelativeError(problem.RunPoisoned(gemm), expected);
         output.WriteLine($"W4A16 M={m} N={n} K={k}: {err:E2}");
         Assert.True(err <= 1e-3, $"relative error {err:E3}");
     }

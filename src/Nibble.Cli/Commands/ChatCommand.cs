@@ -19,8 +19,9 @@ public static class ChatCommand
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling threshold (1 = off).", DefaultValueFactory = _ => 0.9f };
         var seed = new Option<int?>("--seed") { Description = "Random seed for reproducible replies." };
         var device = new Option<string>("--device") { Description = BackendFactory.Help, DefaultValueFactory = _ => "cpu" };
+        var cudaGraphs = CudaGraphsOption.Create();
         var command = new Command("chat", "Chat with a model interactively (type /reset to start over, /exit or Ctrl-D to leave).")
-            { model, system, maxTokens, temperature, topP, seed, device };
+            { model, system, maxTokens, temperature, topP, seed, device, cudaGraphs };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             string dir = parse.GetValue(model)!;
@@ -29,11 +30,12 @@ public static class ChatCommand
                 Temperature = parse.GetValue(temperature), TopP = parse.GetValue(topP), Seed = parse.GetValue(seed), MaxTokens = parse.GetValue(maxTokens),
             };
             options.Validate();
+            bool graphs = CudaGraphsOption.Parse(parse.GetValue(cudaGraphs));
             var template = ChatTemplate.Load(dir);
             var backend = BackendFactory.Create(parse.GetValue(device)!);
             using var backendScope = backend as IDisposable;
             using var lm = Nibble.Engine.Gpu.QuantizedModelLoader.Load(dir, backend);
-            var generator = new Generator(lm, GenerateCommand.LoadTokenizer(dir));
+            var generator = new Generator(lm, GenerateCommand.LoadTokenizer(dir)) { CudaGraphs = graphs };
             var messages = new JsonArray();
             void Reset()
             {

@@ -23,8 +23,9 @@ public static class GenerateCommand
         var seed = new Option<int?>("--seed") { Description = "Random seed for reproducible sampling." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (text, token counts, speed) instead of streaming." };
         var device = new Option<string>("--device") { Description = BackendFactory.Help, DefaultValueFactory = _ => "cpu" };
+        var cudaGraphs = CudaGraphsOption.Create();
         var command = new Command("generate", "Generate text from a prompt (CPU reference backend, or --device cuda), streaming it as it is produced.")
-            { model, prompt, maxTokens, temperature, topP, topK, seed, json, device };
+            { model, prompt, maxTokens, temperature, topP, topK, seed, json, device, cudaGraphs };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             string dir = parse.GetValue(model)!;
@@ -34,10 +35,11 @@ public static class GenerateCommand
                 Seed = parse.GetValue(seed), MaxTokens = parse.GetValue(maxTokens),
             };
             options.Validate();
+            bool graphs = CudaGraphsOption.Parse(parse.GetValue(cudaGraphs));
             var backend = BackendFactory.Create(parse.GetValue(device)!);
             using var backendScope = backend as IDisposable;
             using var lm = Nibble.Engine.Gpu.QuantizedModelLoader.Load(dir, backend);
-            var generator = new Generator(lm, LoadTokenizer(dir));
+            var generator = new Generator(lm, LoadTokenizer(dir)) { CudaGraphs = graphs };
             string text = parse.GetValue(prompt)!;
             var ids = generator.Tokenizer.Encode(text);
             if (parse.GetValue(json))
@@ -45,7 +47,7 @@ public static class GenerateCommand
                 var result = await Task.Run(() => generator.Generate(ids, options, ct), ct);
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    prompt = text, text = result.Text, device = backend.Name, prompt_tokens = result.PromptTokens, completion_tokens = result.TokenIds.Length,
+                    prompt = text, text = result.Text, device = backend.Name, cuda_graphs = generator.CudaGraphs, prompt_tokens = result.PromptTokens, completion_tokens = result.TokenIds.Length,
                     finish_reason = result.FinishReason.ToString().ToLowerInvariant(),
                     prefill_seconds = Math.Round(result.PrefillTime.TotalSeconds, 4), decode_tokens_per_second = Math.Round(result.DecodeTokensPerSecond, 2),
                 }));

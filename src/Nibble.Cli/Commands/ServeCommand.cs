@@ -15,18 +15,21 @@ public static class ServeCommand
         var port = new Option<int>("--port") { Description = "TCP port.", DefaultValueFactory = _ => 8000 };
         var name = new Option<string?>("--model-name") { Description = "Model id clients send (default: the directory name)." };
         var device = new Option<string>("--device") { Description = BackendFactory.Help, DefaultValueFactory = _ => "auto" };
+        var cudaGraphs = CudaGraphsOption.Create();
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models).")
-            { model, host, port, name, device };
+            { model, host, port, name, device, cudaGraphs };
         command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
         {
             if (parse.GetValue(port) is < 1 or > 65535)
                 throw new NibbleException($"Port {parse.GetValue(port)} is out of range; use 1-65535.");
+            bool graphs = CudaGraphsOption.Parse(parse.GetValue(cudaGraphs));
             using var chat = ChatModel.Load(parse.GetValue(model)!, BackendFactory.Create(parse.GetValue(device)!), parse.GetValue(name));
+            chat.Generator.CudaGraphs = graphs;
             string url = $"http://{parse.GetValue(host)}:{parse.GetValue(port)}";
             await using var app = NibbleServer.Build(chat, new ServerOptions { Urls = url });
             try { await app.StartAsync(ct); }
             catch (IOException e) { throw new NibbleException($"Cannot listen on {url} ({e.Message}); pick another --port or stop what uses it."); }
-            Console.Error.WriteLine($"serving '{chat.Id}' ({chat.Model.Config.Architecture}, {chat.Model.Backend.Name}) at {url}/v1 — Ctrl-C stops.");
+            Console.Error.WriteLine($"serving '{chat.Id}' ({chat.Model.Config.Architecture}, {chat.Model.Backend.Name}{(graphs ? "" : ", CUDA graphs off")}) at {url}/v1 — Ctrl-C stops.");
             try { await Task.Delay(Timeout.Infinite, ct); } catch (OperationCanceledException) { }
             await app.StopAsync(CancellationToken.None);
             return 0;

@@ -84,6 +84,7 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
     internal void Upload(ulong pointer, void* host, long bytes)
     {
         if (bytes == 0) return;
+        ThrowIfCapturing("a host-to-device copy");
         Context.Bind();
         CudaException.Check(Driver.cuMemcpyHtoDAsync(pointer, host, (nuint)bytes, Stream.Handle), "cuMemcpyHtoDAsync");
     }
@@ -178,6 +179,13 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
             if ((uint)id >= (uint)t.Rows)
                 throw new NibbleException($"Token id {id} is outside the vocabulary of {t.Rows}; the tokenizer does not match the model.");
         if (o.ElementCount != (long)ids.Length * t.RowLength) throw new ArgumentException($"Embedding output {o.ShapeText} is not [{ids.Length}, {t.RowLength}].");
+        if (IsCapturing && ids.Length == 1)
+        {
+            // Graph capture: the token id is read from the step inputs in device memory at replay.
+            EmbeddingKernel.Run(Kernels, Stream, t.Pointer, t.DType == TensorDType.BF16, StepInputs.Pointer, o.Pointer, 1, t.RowLength);
+            GC.KeepAlive(t); GC.KeepAlive(o);
+            return;
+        }
         using var idBlock = UploadBlock(ids);
         EmbeddingKernel.Run(Kernels, Stream, t.Pointer, t.DType == TensorDType.BF16, idBlock.Pointer, o.Pointer, ids.Length, t.RowLength);
         GC.KeepAlive(t); GC.KeepAlive(o);
@@ -248,6 +256,7 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
     /// <summary>Positions on the device: none when consecutive (the kernel adds the start), else an uploaded block.</summary>
     (DeviceBlock? Block, int Start) Positions(ReadOnlySpan<int> positions)
     {
+        if (IsCapturing && positions.Length == 1) return (null, 0);
         bool consecutive = true;
         for (int i = 1; i < positions.Length && consecutive; i++) consecutive = positions[i] == positions[0] + i;
         return consecutive ? (null, positions.IsEmpty ? 0 : positions[0]) : (UploadBlock(positions), 0);
@@ -272,7 +281,7 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
         var freq = InverseFrequencies(rope);
         var (block, start) = Positions(positions);
         using (block)
-            RopeKernel.Run(Kernels, Stream, xs.Pointer, positions.Length, checked((int)(xs.ElementCount / positions.Length)), headDim, block?.Pointer ?? 0, start, freq.Pointer);
+            RopeKernel.Run(Kernels, Stream, xs.Pointer, positions.Length, checked((int)(xs.ElementCount / positions.Length)), headDim, PositionPointer(block), start, freq.Pointer);
         GC.KeepAlive(xs); GC.KeepAlive(freq);
     }
 
@@ -295,19 +304,35 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
             maxKeys = Math.Max(maxKeys, window > 0 ? Math.Min(pos + 1, window) : pos + 1);
         }
         var (block, start) = Positions(positions);
-        int splits = AttentionKernel.ChooseSplits(tokens, heads, maxKeys, Context.MultiprocessorCount);
+        bool decode = tokens == 1 && AttentionKernel.DecodeSupports(d);
+        if (IsCapturing && (!decode || UseLegacyDecodeAttention)) ThrowIfCapturing("the v2 attention kernel (its key splits are fixed at launch)");
+        // Decode: split-KV kernel; its splits follow the keys seen now, or the capacity while capturing a graph (the
+        // graph replays at every later length, and the kernel sizes its chunks from the device-side position).
+        int splitKeys = IsCapturing ? (window > 0 ? Math.Min(window, cap) : cap) : maxKeys;
+        var variant = DecodeAttention;
+        if (variant == DecodeAttentionVariant.Fused && AttentionKernel.FusedTickets(heads, kvHeads) > FusedTicketCount) variant = DecodeAttentionVariant.V3a;
+        int splits = decode
+            ? AttentionKernel.ChooseDecodeSplits(heads, kvHeads, d, splitKeys, Context.MultiprocessorCount, variant)
+            : AttentionKernel.ChooseSplits(tokens, heads, maxKeys, Context.MultiprocessorCount);
         DeviceBlock? partialAcc = null, partialMl = null;
         try
         {
-            ulong pp = block?.Pointer ?? 0;
+            ulong pp = PositionPointer(block);
             AttentionKernel.Append(Kernels, Stream, ks.Pointer, vs.Pointer, c.Keys(layer), c.Values(layer), tokens, kvHeads, d, cap, pp, start);
             if (splits > 1)
             {
                 partialAcc = Rent((long)tokens * heads * splits * d * 4);
                 partialMl = Rent((long)tokens * heads * splits * 2 * 4);
             }
-            AttentionKernel.Run(Kernels, Stream, qs.Pointer, c.Keys(layer), c.Values(layer), o.Pointer, tokens, heads, kvHeads, d, cap, pp, start, window, maxKeys,
-                splits, partialAcc?.Pointer ?? 0, partialMl?.Pointer ?? 0);
+            if (decode && !UseLegacyDecodeAttention)
+                AttentionKernel.Decode(Kernels, Stream, qs.Pointer, c.Keys(layer), c.Values(layer), o.Pointer, heads, kvHeads, d, cap, pp, start, window,
+                    splits, partialAcc?.Pointer ?? 0, partialMl?.Pointer ?? 0, variant, variant == DecodeAttentionVariant.Fused && splits > 1 ? FusedTickets.Pointer : 0);
+            else
+            {
+                if (decode) splits = Math.Min(splits, AttentionKernel.ChooseSplits(tokens, heads, maxKeys, Context.MultiprocessorCount));
+                AttentionKernel.Run(Kernels, Stream, qs.Pointer, c.Keys(layer), c.Values(layer), o.Pointer, tokens, heads, kvHeads, d, cap, pp, start, window, maxKeys,
+                    splits, partialAcc?.Pointer ?? 0, partialMl?.Pointer ?? 0);
+            }
         }
         finally
         {
@@ -330,6 +355,7 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
     public MoeRouting Route(Tensor routerLogits, int topK, bool renormalize)
     {
         var logits = F32(routerLogits, "router logits");
+        ThrowIfCapturing("MoE routing on the host");
         return Nibble.Cpu.MoeRouter.Route(logits.ToArray(), logits.Rows, logits.RowLength, topK, renormalize);
     }
 
@@ -370,6 +396,117 @@ public sealed unsafe class CudaBackend : IBackend, IDisposable
         if (g.ElementCount != s.Rows) throw new ArgumentException($"MulSigmoidGate: gate {g.ShapeText} is not one value per row of {s.ShapeText}.");
         ElementwiseKernel.SigmoidGate(Kernels, Stream, s.Pointer, g.Pointer, s.ElementCount, s.RowLength);
         GC.KeepAlive(s); GC.KeepAlive(g);
+    }
+
+    /// <summary>Decode through the v2 warp-per-key attention kernel instead of the split-KV decode kernel (benchmarks and cross-checks).</summary>
+    public bool UseLegacyDecodeAttention { get; set; }
+
+    /// <summary>
+    /// The split-KV decode kernel: <see cref="AttentionKernel.DefaultDecode"/> or what NIBBLE_DECODE_ATTENTION names
+    /// (fused, v3a, v3b) when the backend is created. Fused falls back to v3a for more than
+    /// <see cref="FusedTicketCount"/> (kv head, head chunk) pairs.
+    /// </summary>
+    public DecodeAttentionVariant DecodeAttention { get; set; } = AttentionKernel.DecodeFromEnvironment();
+
+    /// <summary>Ticket counters the backend keeps for the fused decode kernel (4 KiB; every layer and graph replay shares them).</summary>
+    public const int FusedTicketCount = 1024;
+
+    DeviceBlock? _fusedTickets;
+
+    // Persistent and zeroed once: each fused launch leaves its counters at zero, and launches are ordered on the one
+    // stream, so no reset is needed between layers or graph replays. Rented on the first split fused decode (the eager
+    // step before a capture, normally); if that happens while capturing, the memset is recorded into the graph and
+    // re-zeroes counters that are already zero at each replay.
+    DeviceBlock FusedTickets
+    {
+        get
+        {
+            if (_fusedTickets is null)
+            {
+                _fusedTickets = Rent(FusedTicketCount * 4, transient: false);
+                Memset(_fusedTickets.Pointer, FusedTicketCount * 4);
+            }
+            return _fusedTickets;
+        }
+    }
+
+    // ---- CUDA graphs: capture one decode step, replay it with the step's inputs in device memory ----
+
+    DeviceBlock? _stepInputs;
+    int _captureDepth;
+
+    /// <summary>True while <see cref="CaptureGraph"/> records: ops then take a one-token step's id and position from <see cref="StepInputs"/>.</summary>
+    public bool IsCapturing => _captureDepth > 0;
+
+    /// <summary>[token id, position] of the next replayed decode step, in device memory (persistent).</summary>
+    internal DeviceBlock StepInputs => _stepInputs ??= Rent(16, transient: false);
+
+    ulong PositionPointer(DeviceBlock? uploaded) => uploaded?.Pointer ?? (IsCapturing ? StepInputs.Pointer + 4 : 0);
+
+    void ThrowIfCapturing(string what)
+    {
+        if (IsCapturing)
+            throw new NibbleException($"The decode step needs {what}, which a CUDA graph cannot capture; run this model without CUDA graphs.");
+    }
+
+    /// <summary>Writes the token id and position the next graph replay reads (ordered on the stream before the replay).</summary>
+    public void SetStepInputs(int token, int position)
+    {
+        ThrowIfCapturing("new step inputs");
+        ReadOnlySpan<int> v = [token, position];
+        fixed (int* p = v) Upload(StepInputs.Pointer, p, 8);
+    }
+
+    /// <summary>
+    /// Records everything <paramref name="step"/> queues on the stream (nothing runs) into a CUDA graph
+    /// (cuStreamBeginCapture in relaxed mode … cuStreamEndCapture, cuGraphInstantiateWithFlags). Every block the step
+    /// rents stays reserved for the graph until it is disposed; one-token Embedding/Rope/Attention read their id and
+    /// position from <see cref="StepInputs"/>. Throws <see cref="NibbleException"/> (and leaves no capture behind)
+    /// when the step cannot be captured, e.g. MoE routing on the host.
+    /// </summary>
+    public CudaGraph CaptureGraph(Func<Tensor> step)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (IsCapturing) throw new InvalidOperationException("A CUDA graph capture is already running on this backend.");
+        _ = StepInputs;
+        Context.Bind();
+        _pool.BeginCapture();
+        CudaException.Check(Driver.cuStreamBeginCapture(Stream.Handle, Driver.StreamCaptureModeRelaxed), "cuStreamBeginCapture");
+        _captureDepth++;
+        Tensor? output = null;
+        Exception? failure = null;
+        try { output = step(); }
+        catch (Exception e) { failure = e; }
+        finally { _captureDepth--; }
+        Context.Bind();
+        int r = Driver.cuStreamEndCapture(Stream.Handle, out var graph);
+        var reserved = _pool.EndCapture();
+        IntPtr exec = IntPtr.Zero;
+        if (failure is null && r == 0)
+        {
+            r = Driver.cuGraphInstantiateWithFlags(out exec, graph, 0);
+            if (r != 0) exec = IntPtr.Zero;
+        }
+        if (graph != IntPtr.Zero) Driver.cuGraphDestroy(graph);
+        if (exec == IntPtr.Zero)
+        {
+            _pool.ReleaseCapture(reserved);
+            if (failure is NibbleException) throw failure;
+            string why = failure?.Message ?? $"CUresult {r}";
+            throw failure is null
+                ? new NibbleException($"Capturing the decode step as a CUDA graph failed ({why}); run without CUDA graphs.")
+                : new NibbleException($"Capturing the decode step as a CUDA graph failed ({why}); run without CUDA graphs.", failure);
+        }
+        return new CudaGraph(this, exec, reserved, output!);
+    }
+
+    internal void ReleaseGraph(IntPtr exec, HashSet<ulong> reserved)
+    {
+        if (_disposed) return;
+        Context.Bind();
+        try { Stream.Synchronize(); } catch (CudaException) { }
+        Driver.cuGraphExecDestroy(exec);
+        _pool.ReleaseCapture(reserved);
     }
 
     public KvCache CreateKvCache(int layers, int kvHeads, int headDim, int capacity)

@@ -63,6 +63,8 @@ public sealed unsafe class CudaTensor : Tensor
 
     void Download(void* host, long bytes)
     {
+        if (Backend.IsCapturing)
+            throw new NibbleException("A device-to-host copy cannot be part of a CUDA graph capture; run this model without CUDA graphs.");
         Backend.Context.Bind();
         var s = Backend.Stream.Handle;
         CudaException.Check(Driver.cuMemcpyDtoHAsync(host, Pointer, (nuint)bytes, s), "cuMemcpyDtoHAsync");

@@ -39,6 +39,49 @@ internal sealed class DeviceMemoryPool : IDisposable
 
     long _freshSinceCollect;
 
+    // CUDA-graph capture: every block handed out while a capture runs is baked into the graph, so it is "reserved":
+    // when it comes back it is parked instead of reused, until the graph is released.
+    HashSet<ulong>? _capturing;
+    readonly HashSet<ulong> _reserved = new();
+    readonly Dictionary<ulong, long> _parked = new();
+
+    /// <summary>Starts recording the blocks rented for a graph capture.</summary>
+    public void BeginCapture()
+    {
+        lock (_gate) _capturing = new HashSet<ulong>();
+    }
+
+    /// <summary>Ends the recording: the returned blocks stay reserved for the graph until <see cref="ReleaseCapture"/>.</summary>
+    public HashSet<ulong> EndCapture()
+    {
+        lock (_gate)
+        {
+            var set = _capturing ?? new HashSet<ulong>();
+            _capturing = null;
+            return set;
+        }
+    }
+
+    /// <summary>The graph is gone: its blocks return to the pool (those already given back at once, the rest when disposed).</summary>
+    public void ReleaseCapture(HashSet<ulong> blocks)
+    {
+        lock (_gate)
+        {
+            foreach (var p in blocks)
+            {
+                _reserved.Remove(p);
+                if (_parked.Remove(p, out long size) && !_disposed) Push(p, size);
+            }
+        }
+    }
+
+    void Record(ulong pointer)
+    {
+        if (_capturing is null) return;
+        _capturing.Add(pointer);
+        _reserved.Add(pointer);
+    }
+
     static long RoundUp(long bytes)
     {
         bytes = Math.Max(bytes, 1);
@@ -59,7 +102,9 @@ internal sealed class DeviceMemoryPool : IDisposable
             if (TryReuse(size, transient) is { } collected) return collected;
         }
         if (transient) _freshSinceCollect += size;
-        return new DeviceBlock(this, Allocate(size), size, transient);
+        var fresh = Allocate(size);
+        lock (_gate) Record(fresh);
+        return new DeviceBlock(this, fresh, size, transient);
     }
 
     DeviceBlock? TryReuse(long size, bool transient)
@@ -70,7 +115,9 @@ internal sealed class DeviceMemoryPool : IDisposable
             DrainFinalized();
             if (!_free.TryGetValue(size, out var stack) || stack.Count == 0) return null;
             CachedBytes -= size;
-            return new DeviceBlock(this, stack.Pop(), size, transient);
+            var p = stack.Pop();
+            Record(p);
+            return new DeviceBlock(this, p, size, transient);
         }
     }
 
@@ -109,6 +156,7 @@ internal sealed class DeviceMemoryPool : IDisposable
 
     void Push(ulong pointer, long bytes)
     {
+        if (_reserved.Contains(pointer)) { _parked[pointer] = bytes; return; }
         if (!_free.TryGetValue(bytes, out var stack)) _free[bytes] = stack = new Stack<ulong>();
         stack.Push(pointer);
         CachedBytes += bytes;

@@ -50,7 +50,28 @@ public sealed class W4A16Gemm(KernelCache kernels, CudaContext context) : IDispo
 {
     readonly SplitKScratch scratch = new(context);
 
-    public GemmPlan Plan(int m, int n, int k) => GemmPlan.Choose(m, n, k, context.MultiprocessorCount, w4a16: true);
+    /// <summary>Slabs per warp for M ≤ 16: 0 or 1 = one (fastest in the H100 runs but at two shapes), 2 = two (the activation
+    /// fragments serve both); both with K split to fill the resident slots. −1: the M &gt; 16 rule (<see cref="GemmPlan.Choose"/>).</summary>
+    public int SmallMWn { get; init; }
+
+    /// <summary>
+    /// M ≤ 16: one 16-row slab per warp (or two, <see cref="SmallMWn"/>), K split until the resident slots (driver occupancy)
+    /// are full, each split whole groups; larger M: <see cref="GemmPlan.Choose"/>.
+    /// </summary>
+    public GemmPlan Plan(int m, int n, int k)
+    {
+        var plan = GemmPlan.Choose(m, n, k, context.MultiprocessorCount, w4a16: true);
+        if (m > 16 || n % 128 != 0 || SmallMWn < 0) return plan;
+        int wn = SmallMWn == 2 ? 2 : 1;
+        int groups = k / 128, mTiles = (m + plan.MT - 1) / plan.MT, nTiles = n / (64 * wn), ctas = mTiles * nTiles;
+        int resident = Math.Max(1, kernels.Load("W4A16Gemm.cu").Function(KernelName(plan.MT, wn)).MaxActiveBlocksPerSm(128, 0));
+        int cap = resident * context.MultiprocessorCount;
+        int splits = ctas <= cap ? Math.Clamp(cap / ctas, 1, Math.Max(1, groups / 2)) : 1;
+        int gps = (groups + splits - 1) / splits;
+        return new GemmPlan(plan.MT, wn, 1, (groups + gps - 1) / gps, gps * 2, mTiles, nTiles, 8);
+    }
+
+    static string KernelName(int mt, int wn) => wn == 1 ? $"w4a16_gemm_m{mt}" : $"w4a16_gemm_m{mt}_w{wn}";
 
     public void Run(CudaStream stream, DeviceBuffer<ushort> x, W4A16GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan? plan = null)
     {
@@ -59,7 +80,7 @@ public sealed class W4A16Gemm(KernelCache kernels, CudaContext context) : IDispo
             throw new ArgumentException($"W4A16 GEMM buffers are smaller than M={m}, N={w.N}, K={w.K}");
         var pl = plan ?? Plan(m, w.N, w.K);
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        var f = kernels.Load("W4A16Gemm.cu").Function($"w4a16_gemm_m{pl.MT}");
+        var f = kernels.Load("W4A16Gemm.cu").Function(KernelName(pl.MT, pl.WN));
         var p = new W4A8Gemm.Params
         {
             X = x.Pointer, Weight = w.WeightTiled.Pointer, Scales = w.ScalesTiled.Pointer, Y = y.Pointer, Workspace = ws, Counters = counters,

@@ -29,13 +29,16 @@ __device__ __forceinline__ u32 nib_to_bf16x2(u32 w) { // (nibble 0, nibble 4) ->
     return r;
 }
 
-template <int MT>
+// WN 16-row slabs per warp share the activation fragments; weights, group scales and activations are all loaded
+// ahead of use (the scales used to be loaded at the group end and waited on from DRAM once per group).
+template <int MT, int WN>
 __device__ __forceinline__ void w4a16_gemm_impl(const GemmParams& p) {
-    constexpr int NT = MT / 8, D = 4;
+    constexpr int NT = MT / 8, D = 4, SD = D / 2;
+    constexpr bool XPF = MT <= 16; // activation prefetch (registers: larger token tiles would spill)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int gid = lane >> 2, tig = lane & 3;
     const int kBlocks = p.K >> 6, groups = p.K >> 7;
-    const int mTiles = (p.M + MT - 1) / MT, nTiles = p.N / 64;
+    const int mTiles = (p.M + MT - 1) / MT, nTiles = p.N / (64 * WN);
     int tile = blockIdx.x;
     int perGroup = p.groupM * nTiles;
     int gFirstM = (tile / perGroup) * p.groupM;
@@ -43,57 +46,100 @@ __device__ __forceinline__ void w4a16_gemm_impl(const GemmParams& p) {
     int mt = gFirstM + (tile % perGroup) % gSize;
     int nt = (tile % perGroup) / gSize;
     const int split = blockIdx.y;
-    const int m0 = mt * MT, nb = nt * 4 + warp;
+    const int m0 = mt * MT, nb0 = (nt * 4 + warp) * WN;
     const int kbBegin = split * p.kBlocksPerSplit, kbEnd = min(kBlocks, kbBegin + p.kBlocksPerSplit);
+    const int gBegin = kbBegin >> 1, gEnd = kbEnd >> 1;
 
-    float acc[NT][4], part[NT][4];
+    float acc[WN][NT][4], part[WN][NT][4];
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
+    for (int w = 0; w < WN; ++w)
 #pragma unroll
-        for (int r = 0; r < 4; ++r) acc[j][r] = part[j][r] = 0.f;
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[w][j][r] = part[w][j][r] = 0.f;
     const u16* xrow[NT];
 #pragma unroll
     for (int j = 0; j < NT; ++j) xrow[j] = p.x + (size_t)min(m0 + j * 8 + gid, p.M - 1) * p.K + tig * 16;
-    const u32x4* wbase = p.weight + (size_t)nb * kBlocks * 32 + lane;
-    const u32* sbase = p.scales + (size_t)nb * groups * 8 + gid;
+    const u32x4* wbase[WN];
+    const u32* sbase[WN];
+#pragma unroll
+    for (int w = 0; w < WN; ++w) {
+        wbase[w] = p.weight + (size_t)(nb0 + w) * kBlocks * 32 + lane;
+        sbase[w] = p.scales + (size_t)(nb0 + w) * groups * 8 + gid;
+    }
 
-    u32x4 ring[D];
+    u32x4 ring[D][WN];
 #pragma unroll
     for (int d = 0; d < D; ++d)
-        if (kbBegin + d < kbEnd) ring[d] = ldg_stream_v4(wbase + (size_t)(kbBegin + d) * 32);
+        if (kbBegin + d < kbEnd)
+#pragma unroll
+            for (int w = 0; w < WN; ++w) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kbBegin + d) * 32);
+    u32 sring[SD][WN];
+#pragma unroll
+    for (int s = 0; s < SD; ++s)
+#pragma unroll
+        for (int w = 0; w < WN; ++w) sring[s][w] = gBegin + s < gEnd ? __ldg(sbase[w] + (gBegin + s) * 8) : 0u;
+    u32x4 xra[2][NT], xrc[2][NT]; // activations two k-blocks ahead (a split has at least one group = two blocks)
+    if (XPF)
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            xra[e][j] = ldg_nc_v4(xrow[j] + (kbBegin + e) * 64);
+            xrc[e][j] = ldg_nc_v4(xrow[j] + (kbBegin + e) * 64 + 8);
+        }
     for (int kb0 = kbBegin; kb0 < kbEnd; kb0 += D) {
 #pragma unroll
         for (int d = 0; d < D; ++d) {
             const int kb = kb0 + d;
             if (kb < kbEnd) {
-                u32x4 cur = ring[d];
-                if (kb + D < kbEnd) ring[d] = ldg_stream_v4(wbase + (size_t)(kb + D) * 32);
+                u32x4 cur[WN];
+#pragma unroll
+                for (int w = 0; w < WN; ++w) {
+                    cur[w] = ring[d][w];
+                    if (kb + D < kbEnd) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kb + D) * 32);
+                }
                 u32x4 xa[NT], xc[NT];
 #pragma unroll
-                for (int j = 0; j < NT; ++j) { xa[j] = ldg_nc_v4(xrow[j] + kb * 64); xc[j] = ldg_nc_v4(xrow[j] + kb * 64 + 8); }
-                u32 wv[4] = {cur.x, cur.y, cur.z, cur.w};
+                for (int j = 0; j < NT; ++j) {
+                    if (!XPF) { xa[j] = ldg_nc_v4(xrow[j] + kb * 64); xc[j] = ldg_nc_v4(xrow[j] + kb * 64 + 8); continue; }
+                    xa[j] = xra[d & 1][j]; xc[j] = xrc[d & 1][j];
+                    if (kb + 2 < kbEnd) {
+                        xra[d & 1][j] = ldg_nc_v4(xrow[j] + (kb + 2) * 64);
+                        xrc[d & 1][j] = ldg_nc_v4(xrow[j] + (kb + 2) * 64 + 8);
+                    }
+                }
 #pragma unroll
-                for (int t = 0; t < 4; ++t) {
-                    u32 a0 = nib_to_bf16x2(wv[t]), a1 = nib_to_bf16x2(wv[t] >> 4);
-                    u32 a2 = nib_to_bf16x2(wv[t] >> 8), a3 = nib_to_bf16x2(wv[t] >> 12);
+                for (int w = 0; w < WN; ++w) {
+                    u32 wv[4] = {cur[w].x, cur[w].y, cur[w].z, cur[w].w};
 #pragma unroll
-                    for (int j = 0; j < NT; ++j) {
-                        u32 b0, b1;
-                        if (t == 0) { b0 = xa[j].x; b1 = xa[j].y; }
-                        else if (t == 1) { b0 = xa[j].z; b1 = xa[j].w; }
-                        else if (t == 2) { b0 = xc[j].x; b1 = xc[j].y; }
-                        else { b0 = xc[j].z; b1 = xc[j].w; }
-                        mma_bf16(part[j], a0, a1, a2, a3, b0, b1);
+                    for (int t = 0; t < 4; ++t) {
+                        u32 a0 = nib_to_bf16x2(wv[t]), a1 = nib_to_bf16x2(wv[t] >> 4);
+                        u32 a2 = nib_to_bf16x2(wv[t] >> 8), a3 = nib_to_bf16x2(wv[t] >> 12);
+#pragma unroll
+                        for (int j = 0; j < NT; ++j) {
+                            u32 b0, b1;
+                            if (t == 0) { b0 = xa[j].x; b1 = xa[j].y; }
+                            else if (t == 1) { b0 = xa[j].z; b1 = xa[j].w; }
+                            else if (t == 2) { b0 = xc[j].x; b1 = xc[j].y; }
+                            else { b0 = xc[j].z; b1 = xc[j].w; }
+                            mma_bf16(part[w][j], a0, a1, a2, a3, b0, b1);
+                        }
                     }
                 }
                 if (d & 1) { // group end (groups are two k-blocks, splits are group aligned)
-                    u32 s2 = __ldg(sbase + (kb >> 1) * 8);
-                    float sA = bf16_to_f32((u16)s2), sB = bf16_to_f32((u16)(s2 >> 16));
+                    const int g = kb >> 1;
 #pragma unroll
-                    for (int j = 0; j < NT; ++j) {
-                        acc[j][0] = fmaf(sA, part[j][0], acc[j][0]); acc[j][1] = fmaf(sA, part[j][1], acc[j][1]);
-                        acc[j][2] = fmaf(sB, part[j][2], acc[j][2]); acc[j][3] = fmaf(sB, part[j][3], acc[j][3]);
-                        part[j][0] = part[j][1] = part[j][2] = part[j][3] = 0.f;
+                    for (int w = 0; w < WN; ++w) {
+                        const u32 s2 = sring[d / 2][w];
+                        if (g + SD < gEnd) sring[d / 2][w] = __ldg(sbase[w] + (g + SD) * 8);
+                        const float sA = bf16_to_f32((u16)s2), sB = bf16_to_f32((u16)(s2 >> 16));
+#pragma unroll
+                        for (int j = 0; j < NT; ++j) {
+                            acc[w][j][0] = fmaf(sA, part[w][j][0], acc[w][j][0]); acc[w][j][1] = fmaf(sA, part[w][j][1], acc[w][j][1]);
+                            acc[w][j][2] = fmaf(sB, part[w][j][2], acc[w][j][2]); acc[w][j][3] = fmaf(sB, part[w][j][3], acc[w][j][3]);
+                            part[w][j][0] = part[w][j][1] = part[w][j][2] = part[w][j][3] = 0.f;
+                        }
                     }
                 }
             }
@@ -102,12 +148,14 @@ __device__ __forceinline__ void w4a16_gemm_impl(const GemmParams& p) {
     if (p.splits > 1) {
         float* ws = p.workspace + (size_t)split * p.M * p.N;
 #pragma unroll
-        for (int j = 0; j < NT; ++j)
+        for (int w = 0; w < WN; ++w)
 #pragma unroll
-            for (int r = 0; r < 4; ++r) {
-                int n = nb * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-                if (m < p.M) ws[(size_t)m * p.N + n] = acc[j][r];
-            }
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) {
+                    int n = (nb0 + w) * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
+                    if (m < p.M) ws[(size_t)m * p.N + n] = acc[w][j][r];
+                }
         __threadfence();
         __syncthreads();
         __shared__ u32 ticket;
@@ -117,33 +165,42 @@ __device__ __forceinline__ void w4a16_gemm_impl(const GemmParams& p) {
         if (ticket != (u32)(p.splits - 1)) return;
         __threadfence();
 #pragma unroll
-        for (int j = 0; j < NT; ++j)
+        for (int w = 0; w < WN; ++w)
 #pragma unroll
-            for (int r = 0; r < 4; ++r) {
-                int n = nb * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-                if (m < p.M) {
-                    float s = 0.f;
-                    for (int z = 0; z < p.splits; ++z) s += ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n);
-                    acc[j][r] = s;
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) {
+                    int n = (nb0 + w) * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
+                    if (m < p.M) {
+                        float s = 0.f;
+                        for (int z = 0; z < p.splits; ++z) s += ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n);
+                        acc[w][j][r] = s;
+                    }
                 }
-            }
         if (threadIdx.x == 0) *counter = 0u;
     }
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
+    for (int w = 0; w < WN; ++w)
 #pragma unroll
-        for (int r = 0; r < 4; ++r) {
-            int n = nb * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-            if (m < p.M) p.y[(size_t)m * p.N + n] = f32_to_bf16(acc[j][r]);
-        }
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                int n = (nb0 + w) * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
+                if (m < p.M) p.y[(size_t)m * p.N + n] = f32_to_bf16(acc[w][j][r]);
+            }
 }
 
+// w4a16_gemm_m{MT}: one slab per warp (every M); w4a16_gemm_m{MT}_w2: two slabs per warp (small M, W4A16Gemm.Plan).
 #define W4A16_INSTANCE(MT) \
-    extern "C" __global__ void __launch_bounds__(128) w4a16_gemm_m##MT(const GemmParams p) { w4a16_gemm_impl<MT>(p); }
+    extern "C" __global__ void __launch_bounds__(128) w4a16_gemm_m##MT(const GemmParams p) { w4a16_gemm_impl<MT, 1>(p); }
+#define W4A16_INSTANCE_W2(MT) \
+    extern "C" __global__ void __launch_bounds__(128) w4a16_gemm_m##MT##_w2(const GemmParams p) { w4a16_gemm_impl<MT, 2>(p); }
 W4A16_INSTANCE(8)
 W4A16_INSTANCE(16)
 W4A16_INSTANCE(32)
 W4A16_INSTANCE(64)
+W4A16_INSTANCE_W2(8)
+W4A16_INSTANCE_W2(16)
 
 struct W4A16PrepParams {
     const u32* weightPacked; const u16* scales; u32x4* weightTiled; u32* scalesTiled; int N, K;

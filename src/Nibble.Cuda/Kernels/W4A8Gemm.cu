@@ -17,6 +17,9 @@
 // registers from the FP8 group scale sigma (1 byte) rather than stored (8 bytes): 11% fewer weight bytes; the dequant
 // is 3 PRMT per 4 weights as in CUTLASS's lookup_table_convert (spec §1.5), learned from, not copied.
 #include "Common.cuh"
+#include "W4A8Lut.cuh"
+#include "W4A8Wgmma.cuh"
+#include "W4A8GemmShared.cuh"
 
 // FP32 promotion of the tensor-core accumulators (DeepSeek-V3 / DeepGEMM practice: Hopper's FP8 MMA accumulates
 // with reduced precision): 0 = none, 1 = every 128-wide group, 2 = every 64-wide k-block.
@@ -30,91 +33,12 @@ struct W4A8GemmParams {
     const u32x4* weight;       // tiled codes
     const u16* sigma;          // [N/16][K/128][8] u16: byte pair (sigma[row gid], sigma[row gid+8]) at u16 index gid
     const float* channelScale; // [N]  c' = 8c
-    u16* y;                    // [M, N] bf16
-    float* workspace;          // [splits][M][N] fp32 partial sums (split-K only)
-    u32* counters;             // one per output tile, zero at rest (the last split resets it)
-    int M, N, K;
-    int kBlocksPerSplit;       // 64-wide k-blocks per split (even: splits are group aligned)
-    int splits;
-    int groupM;                // raster: this many m-tiles share one n-tile column group
+    W4A8_GEMM_TAIL_FIELDS      // y, workspace, counters, M, N, K, kBlocksPerSplit, splits, groupM (W4A8GemmShared.cuh)
 };
 static_assert(sizeof(W4A8GemmParams) == 88, "W4A8GemmParams must match W4A8Gemm.cs");
 
-// Builds the negative and positive FP8 LUTs of one row from its FP8 group scale (as f16, exact, in both halves).
-// neg byte i = e4m3((i - 8) * sigma), i = 0..7; pos byte i = e4m3((8 - i) * sigma) for i >= 1, byte 0 = -0.
-// The products i*sigma are exact in f16 (sigma has 4 significant bits, |i*sigma| <= 448), so the only rounding is
-// the single RNE to e4m3, identical to the CPU reference's e4m3(q * sigma).
-__device__ __forceinline__ void build_lut(u32 sigmaF16x2Dup, u32& negLo, u32& negHi, u32& posLo, u32& posHi) {
-    u32 p0, p1, p2, p3;
-    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(p0) : "r"(sigmaF16x2Dup), "r"(0xC700C800u)); // (-8, -7)
-    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(p1) : "r"(sigmaF16x2Dup), "r"(0xC500C600u)); // (-6, -5)
-    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(p2) : "r"(sigmaF16x2Dup), "r"(0xC200C400u)); // (-4, -3)
-    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(p3) : "r"(sigmaF16x2Dup), "r"(0xBC00C000u)); // (-2, -1)
-    negLo = (u32)f16x2_to_e4m3x2(p0) | ((u32)f16x2_to_e4m3x2(p1) << 16);
-    negHi = (u32)f16x2_to_e4m3x2(p2) | ((u32)f16x2_to_e4m3x2(p3) << 16);
-    // Flipping the e4m3 sign bit is exact; byte 0 (code q = 0) becomes 0x80 = -0.
-    posLo = (negLo & 0xFFFFFF00u) ^ 0x80808080u;
-    posHi = negHi ^ 0x80808080u;
-}
 
-struct Lut { u32 nLo, nHi, pLo, pHi; };
 
-// 8 codes (4 of row gid in the low half, 4 of row gid+8 in the high half) -> two registers of 4 e4m3 each.
-__device__ __forceinline__ void convert8(u32 src, const Lut& r0, const Lut& r1, u32& out0, u32& out1) {
-    u32 sign = ((src & 0x88888888u) | 0x64206420u) >> 1; // per nibble j: j + 4*s_j  (prmt: pick pos or neg byte)
-    u32 idx = src & 0x77777777u;                          // magnitude index, sign bit cleared
-    u32 n0 = prmt(r0.nLo, r0.nHi, idx);
-    u32 p0 = prmt(r0.pLo, r0.pHi, idx);
-    out0 = prmt(p0, n0, sign);
-    u32 idx1 = idx >> 16, sign1 = sign >> 16;
-    u32 n1 = prmt(r1.nLo, r1.nHi, idx1);
-    u32 p1 = prmt(r1.pLo, r1.pHi, idx1);
-    out1 = prmt(p1, n1, sign1);
-}
-
-__device__ __forceinline__ void load_luts(u16 sig, Lut& l0, Lut& l1) {
-    u32 f2 = e4m3x2_to_f16x2(sig);
-    build_lut(prmt(f2, 0, 0x1010), l0.nLo, l0.nHi, l0.pLo, l0.pHi);
-    build_lut(prmt(f2, 0, 0x3232), l1.nLo, l1.nHi, l1.pLo, l1.pHi);
-}
-
-__device__ __forceinline__ void wgmma_m64n8k32(float (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u64 desc, int scaleD) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(scaleD));
-}
-__device__ __forceinline__ void wgmma_m64n16k32(float (&d)[8], u32 a0, u32 a1, u32 a2, u32 a3, u64 desc, int scaleD) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(scaleD));
-}
-__device__ __forceinline__ void wgmma_m64n32k32(float (&d)[16], u32 a0, u32 a1, u32 a2, u32 a3, u64 desc, int scaleD) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(scaleD));
-}
-__device__ __forceinline__ void wgmma_m64n64k32(float (&d)[32], u32 a0, u32 a1, u32 a2, u32 a3, u64 desc, int scaleD) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(scaleD));
-}
-__device__ __forceinline__ void wgmma_m64n128k32(float (&d)[64], u32 a0, u32 a1, u32 a2, u32 a3, u64 desc, int scaleD) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(scaleD));
-}
-
-template <int N> struct Wgmma;
-template <> struct Wgmma<8> { static __device__ __forceinline__ void run(float (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u64 s, int sd) { wgmma_m64n8k32(d, a0, a1, a2, a3, s, sd); } };
-template <> struct Wgmma<16> { static __device__ __forceinline__ void run(float (&d)[8], u32 a0, u32 a1, u32 a2, u32 a3, u64 s, int sd) { wgmma_m64n16k32(d, a0, a1, a2, a3, s, sd); } };
-template <> struct Wgmma<32> { static __device__ __forceinline__ void run(float (&d)[16], u32 a0, u32 a1, u32 a2, u32 a3, u64 s, int sd) { wgmma_m64n32k32(d, a0, a1, a2, a3, s, sd); } };
-template <> struct Wgmma<64> { static __device__ __forceinline__ void run(float (&d)[32], u32 a0, u32 a1, u32 a2, u32 a3, u64 s, int sd) { wgmma_m64n64k32(d, a0, a1, a2, a3, s, sd); } };
-template <> struct Wgmma<128> { static __device__ __forceinline__ void run(float (&d)[64], u32 a0, u32 a1, u32 a2, u32 a3, u64 s, int sd) { wgmma_m64n128k32(d, a0, a1, a2, a3, s, sd); } };
 
 // wgmma shared-memory descriptor, no swizzle, K-major: core matrices of 8 rows x 16 bytes (rows 16 B apart);
 // LBO = 128 B between the two core matrices of a k32 step (K direction), SBO = 256 B between 8-token groups.
@@ -273,15 +197,16 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
         __syncthreads();
         if (ticket != (u32)(p.splits - 1)) return;
         __threadfence();
+        // Split loop outermost: each pass issues all NACC loads at once (one memory latency per split, not per
+        // element: the per-element loop made mid-M split-K plans latency-bound). Same summation order as before.
+#pragma unroll 1
+        for (int z = 0; z < p.splits; ++z)
 #pragma unroll
-        for (int i = 0; i < NACC; ++i) {
-            int n = nb * 16 + gid + 8 * ((i & 3) >> 1), m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
-            if (m < p.M) {
-                float s = 0.f;
-                for (int z = 0; z < p.splits; ++z) s += ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n);
-                acc[i] = s;
+            for (int i = 0; i < NACC; ++i) {
+                int n = nb * 16 + gid + 8 * ((i & 3) >> 1), m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
+                const float v = m < p.M ? ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n) : 0.f;
+                acc[i] = z == 0 ? v : acc[i] + v;
             }
-        }
         if (threadIdx.x == 0) *counter = 0u;
     }
     const int nA = nb * 16 + gid;
@@ -297,10 +222,8 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
     }
 }
 
-#define W4A8_INSTANCE(NTOK, WG, KS)                                                                                   \
-    extern "C" __global__ void __launch_bounds__(128 * WG) w4a8_gemm_n##NTOK##_wg##WG##_ks##KS(const W4A8GemmParams p) { \
-        w4a8_gemm_impl<NTOK, WG, KS>(p);                                                                                \
-    }
+#define W4A8_INSTANCE(NTOK, WG, KS) \
+    W4A8_GEMM_ENTRY(w4a8_gemm_n##NTOK##_wg##WG##_ks##KS, (128 * WG), const W4A8GemmParams, (w4a8_gemm_impl<NTOK, WG, KS>))
 W4A8_INSTANCE(8, 1, 8)
 W4A8_INSTANCE(16, 1, 8)
 W4A8_INSTANCE(32, 1, 4)

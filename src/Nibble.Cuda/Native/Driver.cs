@@ -47,6 +47,28 @@ static partial class Driver
     [LibraryImport(Lib)] public static unsafe partial int cuLaunchKernel(IntPtr f, uint gridX, uint gridY, uint gridZ,
         uint blockX, uint blockY, uint blockZ, uint sharedBytes, IntPtr stream, void** kernelParams, void** extra);
 
+    // Stream capture and CUDA graphs (decode-step replay, CudaGraph).
+    [LibraryImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] public static partial int cuStreamBeginCapture(IntPtr stream, int mode);
+    [LibraryImport(Lib)] public static partial int cuStreamEndCapture(IntPtr stream, out IntPtr graph);
+    [LibraryImport(Lib)] public static partial int cuStreamIsCapturing(IntPtr stream, out int status);
+    [LibraryImport(Lib)] public static partial int cuGraphInstantiateWithFlags(out IntPtr exec, IntPtr graph, ulong flags);
+    [LibraryImport(Lib)] public static partial int cuGraphLaunch(IntPtr exec, IntPtr stream);
+    [LibraryImport(Lib)] public static partial int cuGraphExecDestroy(IntPtr exec);
+    [LibraryImport(Lib)] public static partial int cuGraphDestroy(IntPtr graph);
+    [LibraryImport(Lib)] public static partial int cuGraphGetNodes(IntPtr graph, IntPtr nodes, ref nuint count);
+
+    /// <summary>Encodes a TMA tensor map (CUtensorMap, 128 bytes) for cp.async.bulk.tensor (cuda.h, CUDA 12+).</summary>
+    [LibraryImport(Lib)] public static unsafe partial int cuTensorMapEncodeTiled(void* tensorMap, int dataType, uint rank, ulong globalAddress,
+        ulong* globalDim, ulong* globalStrides, uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
+    // CUtensorMap enums used by Nibble (cuda.h).
+    public const int TensorMapUint8 = 0;
+    public const int TensorMapUint64 = 4;
+    public const int TensorMapSwizzleNone = 0;
+    public const int TensorMapInterleaveNone = 0;
+    public const int TensorMapSwizzle128B = 3;
+    public const int TensorMapL2Promotion256B = 3;
+    public const int TensorMapOobFillZero = 0;
+
     [LibraryImport(Lib)] public static partial int cuOccupancyMaxActiveBlocksPerMultiprocessor(out int numBlocks, IntPtr function, int blockSize, nuint dynamicSmemBytes);
 
     // CUdevice_attribute values used by Nibble (cuda.h).
@@ -66,4 +88,6 @@ static partial class Driver
     public const uint EventDefault = 0;
     public const uint EventDisableTiming = 2;
     public const uint StreamNonBlocking = 1;
+    // CUstreamCaptureMode: relaxed lets the capturing thread allocate (cuMemAlloc) while it records the step.
+    public const int StreamCaptureModeRelaxed = 2;
 }

@@ -9,8 +9,10 @@ namespace Nibble.Engine.Gpu;
 /// <summary>
 /// The W4A8 linear layer on the CUDA backend: F32 activations → per-token FP8 (from F32, so the codes and s_tok equal
 /// the CPU <c>Nibble.Quantization.W4A8Linear</c>'s) → W4A8 GEMM (bf16 out, c'·s_tok epilogue) → F32 (+ bias).
-/// Differences from the CPU layer: FP32 summation order inside the GEMM, and the bias is added after the bf16
-/// rounding rather than before it (the GEMM epilogue has no bias).
+/// Differences from the CPU layer: FP32 summation order inside the GEMM. The bias is added before the one bf16 rounding
+/// (as the CPU layer and W4A8Reference do) by the small-M kernel's epilogue; the M &gt; 32 kernels have no bias in
+/// their epilogue yet, so there it is added after the bf16 rounding (at most one bf16 ulp from the contract, which
+/// matters when a few large outputs dominate: see CudaQuantizedLinearTests).
 /// </summary>
 public sealed class CudaW4A8Linear : ILinear, IDisposable
 {
@@ -33,6 +35,8 @@ public sealed class CudaW4A8Linear : ILinear, IDisposable
     }
 
     public W4A8GemmOperands Operands { get; }
+    /// <summary>The GEMM plan this layer runs for <paramref name="m"/> tokens.</summary>
+    public GemmPlan PlanFor(int m) => _gemm.Plan(m, OutFeatures, InFeatures);
     public int InFeatures => Operands.K;
     public int OutFeatures => Operands.N;
 
@@ -49,8 +53,9 @@ public sealed class CudaW4A8Linear : ILinear, IDisposable
         if (_y is null || _y.Length < (long)m * n) { _y?.Dispose(); _y = new DeviceBuffer<ushort>(ctx, (long)m * n); }
         var plan = _gemm.Plan(m, n, k);
         QuantLinearIoKernel.ActivationQuantFp8F32(_backend.Kernels, _backend.Stream, x.Pointer, _x8, _tokenScale, m, k, plan.GemmOrderActivations);
-        _gemm.Run(_backend.Stream, _x8, _tokenScale, Operands, _y, m, plan);
-        QuantLinearIoKernel.Bf16ToF32(_backend.Kernels, _backend.Stream, _y.Pointer, _bias?.Pointer ?? 0, o.Pointer, (long)m * n, n);
+        bool fused = _bias is not null && W4A8Gemm.AddsBias(plan);
+        _gemm.Run(_backend.Stream, _x8, _tokenScale, Operands, _y, m, plan, fused ? _bias : null);
+        QuantLinearIoKernel.Bf16ToF32(_backend.Kernels, _backend.Stream, _y.Pointer, fused ? 0 : _bias?.Pointer ?? 0, o.Pointer, (long)m * n, n);
         GC.KeepAlive(x); GC.KeepAlive(o);
     }
 

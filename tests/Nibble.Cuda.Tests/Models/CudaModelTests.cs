@@ -2,12 +2,10 @@ using System.Text.Json.Nodes;
 using Nibble.Cpu;
 using Nibble.Cuda.Backend;
 using Nibble.Cuda.Tests.Backend;
-using Nibble.Engine;
 using Nibble.Formats;
 using Nibble.Models;
 using Nibble.Tests;
 using Nibble.Tests.Models;
-using Nibble.Text.Tokenization;
 
 namespace Nibble.Cuda.Tests.Models;
 
@@ -108,15 +106,9 @@ public class CudaModelTests(ITestOutputHelper output)
     [Fact]
     public void Greedy_generation_on_cuda_gives_the_cpu_tokens()
     {
-        var gpu = GpuBackend.Require();
-        var tokenizer = HfTokenizer.Load(TestPaths.BundledNano);
-        using var cpuLm = CausalLM.Load(TestPaths.BundledNano, CpuBackend.Instance);
-        using var gpuLm = CausalLM.Load(TestPaths.BundledNano, gpu);
-        var ids = tokenizer.Encode("The Python interpreter");
-        var options = new SamplingOptions { MaxTokens = 32, StopTokenIds = [] };
-        var cpu = new Generator(cpuLm, tokenizer).Generate(ids, options, TestContext.Current.CancellationToken);
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        var cuda = new Generator(gpuLm, tokenizer).Generate(ids, options, TestContext.Current.CancellationToken);
+        using var run = new NanoGreedyRun(GpuBackend.Require(), "The Python interpreter", maxTokens: 32);
+        var cpu = run.Cpu;
+        var cuda = run.OnGpu();
         output.WriteLine($"cuda: {cuda.Text} ({cuda.DecodeTokensPerSecond:F1} tokens/s decode; cpu {cpu.DecodeTokensPerSecond:F1})");
         Console.WriteLine($"generate-gpu nano 32 tokens: cuda {cuda.DecodeTokensPerSecond:F1} tok/s, cpu {cpu.DecodeTokensPerSecond:F1} tok/s");
         Assert.Equal(cpu.TokenIds, cuda.TokenIds);

@@ -12,7 +12,11 @@ namespace Nibble.Cuda.Tests.Quantized;
 /// <summary>
 /// The GPU quantized linears against the CPU reference layers on fresh random inputs at odd M. W4A8: the FP8 codes
 /// and token scales from F32 are byte-identical to TokenScale.QuantizeRow; the outputs agree to the GEMM's summation
-/// bound (relative Frobenius 2.5e-3, the wgmma bound of W4A8KernelTests). W4A16: the GPU rounds activations and
+/// bound (relative Frobenius 2.5e-3, the wgmma bound of W4A8KernelTests). The adversarial scales make two output
+/// columns (σ = 3 and 40 groups) carry almost all of the norm, so a single bf16 ulp on one of their elements moves
+/// the relative Frobenius error by ~3e-3: at M = 7 that is what adding the bias after the bf16 rounding did (3.59e-3,
+/// reproduced on the CPU by rounding first). The small-M kernel now adds the bias before the one rounding, as the CPU
+/// layer and W4A8Reference do; the M &gt; 32 kernels still add it after (CudaW4A8Linear). W4A16: the GPU rounds activations and
 /// outputs to bf16 (the CPU keeps F32), so 5e-3 relative Frobenius (two bf16 roundings, ~2·2^-9, plus margin).
 /// </summary>
 public class CudaQuantizedLinearTests(ITestOutputHelper output)
@@ -88,7 +92,7 @@ public class CudaQuantizedLinearTests(ITestOutputHelper output)
 
         Assert.DoesNotContain(actual, v => !float.IsFinite(v));
         double err = GpuBackend.RelativeFrobenius(actual, expected);
-        output.WriteLine($"M={m} N={N} K={K}: CudaW4A8Linear vs CPU W4A8Linear rel. Frobenius {err:E2}");
+        output.WriteLine($"M={m} N={N} K={K}: CudaW4A8Linear vs CPU W4A8Linear rel. Frobenius {err:E2} ({(W4A8Gemm.AddsBias(layer.PlanFor(m)) ? "bias in the GEMM epilogue" : "bias after the bf16 rounding")})");
         Assert.True(err <= 2.5e-3, $"relative error {err:E3} > 2.5e-3");
     }
 

@@ -1,0 +1,46 @@
+using System.Runtime.InteropServices;
+
+namespace Nibble.Cuda.Kernels;
+
+/// <summary>
+/// Launch of the small-M W4A8 kernels (W4A8GemmMma.cu, plans with <see cref="GemmPlan.Mma"/>): their parameter struct,
+/// the σ decode table (<see cref="W4A8DecodeTable"/>, uploaded once) and the optional FP32 bias, which these kernels add
+/// before the one bf16 rounding as the contract says (W4A8Reference). Used through <see cref="W4A8Gemm.Run"/>.
+/// Kernels <c>w4a8_mma_m{MT}_w{WN}</c> (v3) and <c>w4a8_mma_m{MT}_w{WN}u</c> (v6: the same decode, ring steps wholly
+/// inside the split without bounds guards, loads at running pointer + constant).
+/// </summary>
+internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
+{
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct Params
+    {
+        public ulong X, TokenScale, Weight, Scales, ChannelScale, Y, Workspace, Counters;
+        public int M, N, K, KBlocksPerSplit, Splits, GroupM;
+        public ulong Table, TableScale, Bias;
+    }
+
+    /// <summary>Slabs per warp the planner must use (1, 2, or 4 with 8 tokens); 0 lets it choose. For benchmarks.</summary>
+    public static int ForceWn { get; set; }
+
+    DeviceBuffer<uint>? table;
+
+    /// <param name="unguarded">the v6 kernel (unguarded ring steps).</param>
+    public static string KernelName(GemmPlan plan, bool unguarded = false) => plan.W4A8Kernel + (unguarded ? "u" : "");
+
+    public void Launch(CudaModule module, CudaStream stream, GemmPlan pl, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale,
+        W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, ulong workspace, ulong counters, DeviceBuffer<float>? bias, bool unguarded = false)
+    {
+        if (bias is not null && bias.Length < w.N) throw new ArgumentException($"W4A8 GEMM bias has {bias.Length} values for N={w.N}.", nameof(bias));
+        table ??= DeviceBuffer<uint>.From(context, W4A8DecodeTable.Build(), stream);
+        var p = new Params
+        {
+            X = x8.Pointer, TokenScale = tokenScale.Pointer, Weight = w.WeightTiled.Pointer, Scales = w.SigmaTiled.Pointer,
+            ChannelScale = w.ChannelScale.Pointer, Y = y.Pointer, Workspace = workspace, Counters = counters,
+            M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
+            Table = table.Pointer, TableScale = table.Pointer + W4A8DecodeTable.ScaleOffsetBytes, Bias = bias?.Pointer ?? 0,
+        };
+        module.Function(KernelName(pl, unguarded)).Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), 128u, p);
+    }
+
+    public void Dispose() => table?.Dispose();
+}
