@@ -64,6 +64,17 @@ public static unsafe partial class Gemm
         static abstract void Run(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, bool accumulate);
     }
 
+    /// <summary>
+    /// Writes the valid mr×nr corner of a micro-kernel's spilled tile (row stride <paramref name="tileWidth"/>) to C,
+    /// adding to C when accumulating: the edge-tile path every micro-kernel shares.
+    /// </summary>
+    static void StoreEdgeTile(float* tile, int tileWidth, float* c, int ldc, int mr, int nr, bool accumulate)
+    {
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++)
+                c[(long)i * ldc + j] = accumulate ? c[(long)i * ldc + j] + tile[i * tileWidth + j] : tile[i * tileWidth + j];
+    }
+
     /// <summary>C = A · Wᵀ for float32 W.</summary>
     public static void MatMulTransB(float* a, int lda, float* w, int ldw, float* c, int ldc, int m, int n, int k) =>
         Run(a, lda, w, false, ldw, c, ldc, m, n, k);
