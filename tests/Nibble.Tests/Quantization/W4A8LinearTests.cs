@@ -7,6 +7,23 @@ namespace Nibble.Tests.Quantization;
 
 public class W4A8LinearTests
 {
+    /// <summary>
+    /// A layer's output against <see cref="W4A8Reference"/>'s bf16 output: at least 90 % bit for bit, every other element
+    /// within one bf16 rounding step (the reference sums in double, the layer in float).
+    /// </summary>
+    internal static void AssertMatchesReference(float[] y, ushort[] reference)
+    {
+        int exact = 0;
+        for (int i = 0; i < y.Length; i++)
+        {
+            float r = BFloat16.ToFloat(reference[i]);
+            if (y[i] == r) { exact++; continue; }
+            // The reference sums in double, the layer in float: at most one bf16 rounding step apart.
+            Assert.True(MathF.Abs(y[i] - r) <= MathF.Abs(r) * (1f / 128) + 1e-6f, $"element {i}: {y[i]} vs reference {r}");
+        }
+        Assert.True(exact >= y.Length * 0.9, $"only {exact}/{y.Length} outputs equal the reference bit for bit");
+    }
+
     static float[] Random(Random rng, int count, float scale)
     {
         var v = new float[count];
@@ -43,15 +60,7 @@ public class W4A8LinearTests
         for (int i = 0; i < m; i++) x[i * k + rng.Next(k)] = 40f; // an outlier per token sets s_tok
         var y = Run(new Adapter(new W4A8Linear(CpuBackend.Instance, w, mode, b)), x, m);
         var reference = W4A8Reference.Gemm(x, m, W4A8Weights.FromW4A16(w, mode), b);
-        int exact = 0;
-        for (int i = 0; i < y.Length; i++)
-        {
-            float r = BFloat16.ToFloat(reference[i]);
-            if (y[i] == r) { exact++; continue; }
-            // The reference sums in double, the layer in float: at most one bf16 rounding step apart.
-            Assert.True(MathF.Abs(y[i] - r) <= MathF.Abs(r) * (1f / 128) + 1e-6f, $"element {i}: {y[i]} vs reference {r}");
-        }
-        Assert.True(exact >= y.Length * 0.9, $"only {exact}/{y.Length} outputs equal the reference bit for bit");
+        W4A8LinearTests.AssertMatchesReference(y, reference);
     }
 
     [Theory]
