@@ -7,7 +7,8 @@ namespace Nibble.Cuda.Kernels;
 /// the σ decode table (<see cref="W4A8DecodeTable"/>, uploaded once) and the optional FP32 bias, which these kernels add
 /// before the one bf16 rounding as the contract says (W4A8Reference). Used through <see cref="W4A8Gemm.Run"/>.
 /// Kernels <c>w4a8_mma_m{MT}_w{WN}</c> (v3) and <c>w4a8_mma_m{MT}_w{WN}u</c> (v6: the same decode, ring steps wholly
-/// inside the split without bounds guards, loads at running pointer + constant).
+/// inside the split without bounds guards, loads at running pointer + constant) and <c>w4a8_mma_m{MT}_w{WN}v</c> (v7: v6
+/// with each ring slot refilled after its k-block's MMAs, no register copies; same arithmetic).
 /// </summary>
 internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
 {
@@ -25,10 +26,12 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
     DeviceBuffer<uint>? table;
 
     /// <param name="unguarded">the v6 kernel (unguarded ring steps).</param>
-    public static string KernelName(GemmPlan plan, bool unguarded = false) => plan.W4A8Kernel + (unguarded ? "u" : "");
+    /// <param name="lateRefill">the v7 kernel (v6 with refills after the MMAs); implies unguarded.</param>
+    public static string KernelName(GemmPlan plan, bool unguarded = false, bool lateRefill = false) =>
+        plan.W4A8Kernel + (lateRefill ? "v" : unguarded ? "u" : "");
 
     public void Launch(CudaModule module, CudaStream stream, GemmPlan pl, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale,
-        W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, ulong workspace, ulong counters, DeviceBuffer<float>? bias, bool unguarded = false)
+        W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, ulong workspace, ulong counters, DeviceBuffer<float>? bias, bool unguarded = false, bool lateRefill = false)
     {
         if (bias is not null && bias.Length < w.N) throw new ArgumentException($"W4A8 GEMM bias has {bias.Length} values for N={w.N}.", nameof(bias));
         table ??= DeviceBuffer<uint>.From(context, W4A8DecodeTable.Build(), stream);
@@ -39,7 +42,7 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
             M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
             Table = table.Pointer, TableScale = table.Pointer + W4A8DecodeTable.ScaleOffsetBytes, Bias = bias?.Pointer ?? 0,
         };
-        module.Function(KernelName(pl, unguarded)).Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), 128u, p);
+        module.Function(KernelName(pl, unguarded, lateRefill)).Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), 128u, p);
     }
 
     public void Dispose() => table?.Dispose();

@@ -98,7 +98,13 @@ __device__ __forceinline__ void decode8(u32 w, const DecLut& r0, const DecLut& r
 // FAST (v6): ring steps wholly inside the split run without bounds guards, each load at running pointer + constant;
 // the last steps run guarded as in v3. (v4/v5, a "fold" decode without HFMA2, were measured and removed: see
 // docs/kernels/w4a8-gemm.md.)
-template <int MT, int WN, bool FAST>
+// LATE (v7, with FAST): in the unguarded steps each ring slot is refilled after its k-block's MMAs instead of before
+// them. The loads and MMAs are asm volatile, so their written order is the issued order: a refill issued before the
+// decode must land in other registers than the values still being decoded, which costs one register copy per ring
+// word at every k-block (4 weight words, 4 activation words per token tile, the sigma pair). Refilled after, the slot
+// is dead and the load reuses it; the weights are still D-1 k-blocks ahead (thousands of cycles at this kernel's issue
+// rate, above DRAM latency), the activations one (L2). Same arithmetic and order of sums as v3/v6: exact.
+template <int MT, int WN, bool FAST, bool LATE = false>
 __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     constexpr int NT = MT / 8;       // n8 tiles (tokens) per warp
     constexpr int D = W4A8_MMA_RING; // k-blocks of weights in flight per thread (register ring), even
@@ -189,6 +195,7 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
 #pragma unroll
                 for (int w = 0; w < WN; ++w) {
                     cur[w] = ring[d][w];
+                    if (full && LATE) continue;
                     if (full) ring[d][w] = ldg_stream_v4(wcur[w] + (d + D) * 32);
                     else if (kb + D < kbEnd) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kb + D) * 32);
                 }
@@ -196,6 +203,7 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
 #pragma unroll
                 for (int j = 0; j < NT; ++j) {
                     xb[j] = xring[d & 1][j];
+                    if (full && LATE) continue;
                     if (full) xring[d & 1][j] = ldg_nc_v4(xcur[j] + (d + 2) * 64);
                     else if (kb + 2 < kbEnd) xring[d & 1][j] = ldg_nc_v4(xrow[j] + (kb + 2) * 64);
                 }
@@ -204,6 +212,12 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
 #pragma unroll
                     for (int w = 0; w < WN; ++w) {
                         const u32 s2 = sring[d / 2][w];
+                        if (full && LATE) {
+                            load_dec_lut(sTab, sScale, s2 & 0xFFu, lut[w][0]);
+                            load_dec_lut(sTab, sScale, (s2 >> 8) & 0xFFu, lut[w][1]);
+                            sring[d / 2][w] = __ldg(scur[w] + (d / 2 + SD) * 8);
+                            continue;
+                        }
                         if (full) sring[d / 2][w] = __ldg(scur[w] + (d / 2 + SD) * 8);
                         else if (g + SD < gEnd) sring[d / 2][w] = __ldg(sbase[w] + (g + SD) * 8);
                         load_dec_lut(sTab, sScale, s2 & 0xFFu, lut[w][0]);
@@ -231,6 +245,12 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
 #pragma unroll
                         for (int j = 0; j < NT; ++j) mma_f16(acc[w][j], a0, a1, a2, a3, bf[j][2 * q], bf[j][2 * q + 1]);
                     }
+                }
+                if (full && LATE) { // v7: refill the slots this k-block has just consumed
+#pragma unroll
+                    for (int w = 0; w < WN; ++w) ring[d][w] = ldg_stream_v4(wcur[w] + (d + D) * 32);
+#pragma unroll
+                    for (int j = 0; j < NT; ++j) xring[d & 1][j] = ldg_nc_v4(xcur[j] + (d + 2) * 64);
                 }
             }
         }
@@ -304,13 +324,16 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     }
 }
 
-// v3: w4a8_mma_m{MT}_w{WN}; v6: ...u (unguarded ring steps).
+// v3: w4a8_mma_m{MT}_w{WN}; v6: ...u (unguarded ring steps); v7: ...v (v6 + refill after the MMAs).
 #define W4A8_INSTANCE(MT, WN)                                                                           \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN(const W4A8DecodeParams p) { \
         w4a8_decode_impl<MT, WN, false>(p);                                                              \
     }                                                                                                    \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##u(const W4A8DecodeParams p) { \
         w4a8_decode_impl<MT, WN, true>(p);                                                               \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##v(const W4A8DecodeParams p) { \
+        w4a8_decode_impl<MT, WN, true, true>(p);                                                         \
     }
 W4A8_INSTANCE(8, 1)
 W4A8_INSTANCE(8, 2)
