@@ -15,6 +15,7 @@ public partial class KernelParamsTests
     [Theory]
     [InlineData("W4A8Gemm.cu", "W4A8GemmParams", typeof(W4A8Gemm), "Params")]
     [InlineData("W4A8GemmMma.cu", "W4A8DecodeParams", typeof(W4A8GemmDecode), "Params")]
+    [InlineData("W4A8GemmMma.cu", "W4A8X16Params", typeof(W4A8GemmDecode), "X16Params")]
     [InlineData("W4A8GemmWs.cu", "W4A8WsParams", typeof(W4A8Gemm), "WsParams")]
     [InlineData("W4A16Gemm.cu", "GemmParams", typeof(W4A8Gemm), "Params")]
     [InlineData("W4A8Gemm.cu", "LutProbeParams", typeof(W4A8Gemm), "ProbeParams")]

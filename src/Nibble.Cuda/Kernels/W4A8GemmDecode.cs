@@ -21,7 +21,7 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
     }
 
     [StructLayout(LayoutKind.Sequential)]
-    struct X16Params
+    internal struct X16Params
     {
         public ulong X8, X16;
         public int N16;

@@ -342,11 +342,19 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     }
 }
 
-// v8's activation pass: n16 runs of 16 e4m3 bytes -> 16 f16 (exact), natural order.
-extern "C" __global__ void __launch_bounds__(256) w4a8_x8_to_f16(const u32x4* x8, u32x4* x16, int n16) {
+// v8's activation pass: n16 runs of 16 e4m3 bytes -> 16 f16 (exact), natural order. One parameter struct, as
+// CudaFunction.Launch passes exactly one (the first v8 GPU run launched this with three scalar parameters and crashed).
+struct W4A8X16Params {
+    const u32x4* x8;
+    u32x4* x16;
+    int n16;
+};
+static_assert(sizeof(W4A8X16Params) == 24, "W4A8X16Params must match W4A8GemmDecode.cs");
+extern "C" __global__ void __launch_bounds__(256) w4a8_x8_to_f16(const W4A8X16Params p) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n16) return;
-    const u32x4 v = ldg_nc_v4(x8 + i);
+    if (i >= p.n16) return;
+    u32x4* x16 = p.x16;
+    const u32x4 v = ldg_nc_v4(p.x8 + i);
     const u32 w[4] = {v.x, v.y, v.z, v.w};
     u32 h[8];
 #pragma unroll
