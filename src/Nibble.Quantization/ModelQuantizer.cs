@@ -18,6 +18,9 @@ public sealed record QuantizeOptions
     /// <summary>How q is chosen after the scales: null = <see cref="WeightRounding.Grid"/> for W4A8 (on the grid of
     /// <see cref="Scales"/>), <see cref="WeightRounding.Rtn"/> for W4A16 (which ignores this setting).</summary>
     public WeightRounding? Rounding { get; init; }
+    /// <summary>Activation-aware clipping of the int4 scales after AWQ (<see cref="ClipSearch"/>), judged with this scheme's
+    /// numerics; null = none (llm-compressor's AWQ has none). Needs AWQ calibration.</summary>
+    public ClipSearchOptions? Clip { get; init; }
 
     public WeightRounding EffectiveRounding => Scheme == QuantizationScheme.W4A8 ? Rounding ?? WeightRounding.Grid : WeightRounding.Rtn;
 
@@ -31,10 +34,19 @@ public sealed record QuantizedLinear(string Name, QuantizedLinearWeights Weight,
     public QuantizedLinearWeights? RtnWeight { get; init; }
     /// <summary>The scale recovery whose grid <see cref="Weight"/> was rounded to (when <see cref="RtnWeight"/> is set).</summary>
     public ScaleRecoveryMode GridScales { get; init; }
+    /// <summary>With the clip search: <see cref="Weight"/> without clipping (same codes rule, unclipped RTN scales); <see cref="RtnWeight"/> is always unclipped.</summary>
+    public QuantizedLinearWeights? UnclippedWeight { get; init; }
+    /// <summary>RTN codes with scales clipped under the W4A16 objective (<see cref="ClipSearchOptions.AlsoW4A16"/>), for comparison rows.</summary>
+    public QuantizedLinearWeights? ClippedRtnWeight { get; init; }
 
-    /// <summary>The codes to run as <paramref name="scheme"/>: grid-rounded ones only for W4A8 on the grid they were chosen for, else RTN's.</summary>
-    public QuantizedLinearWeights For(QuantizationScheme scheme, ScaleRecoveryMode scales, WeightRounding rounding = WeightRounding.Grid) =>
-        RtnWeight is not null && (scheme != QuantizationScheme.W4A8 || scales != GridScales || rounding == WeightRounding.Rtn) ? RtnWeight : Weight;
+    /// <summary>The codes to run as <paramref name="scheme"/>: grid-rounded ones only for W4A8 on the grid they were chosen for, else RTN's;
+    /// clipped scales where they exist unless <paramref name="clipped"/> is false (RTN codes are clipped only by the W4A16 objective).</summary>
+    public QuantizedLinearWeights For(QuantizationScheme scheme, ScaleRecoveryMode scales, WeightRounding rounding = WeightRounding.Grid, bool clipped = true)
+    {
+        bool gridCodes = RtnWeight is null || scheme == QuantizationScheme.W4A8 && scales == GridScales && rounding == WeightRounding.Grid;
+        if (gridCodes) return clipped || UnclippedWeight is null ? Weight : UnclippedWeight;
+        return clipped && ClippedRtnWeight is not null ? ClippedRtnWeight : RtnWeight!;
+    }
 }
 
 /// <summary>
@@ -50,12 +62,12 @@ public sealed record QuantizationResult(
 {
     /// <summary>Replaces <paramref name="model"/>'s layers and norms (a bf16 load of the same checkpoint) with this result, as W4A16 or W4A8
     /// (grid-rounded codes where they exist and fit <paramref name="scheme"/> / <paramref name="scales"/>, unless <paramref name="rounding"/> is RTN; see <see cref="QuantizedLinear.For"/>).</summary>
-    public void ApplyTo(CausalLM model, QuantizationScheme scheme, ScaleRecoveryMode scales = ScaleRecoveryMode.Recovered, WeightRounding rounding = WeightRounding.Grid)
+    public void ApplyTo(CausalLM model, QuantizationScheme scheme, ScaleRecoveryMode scales = ScaleRecoveryMode.Recovered, WeightRounding rounding = WeightRounding.Grid, bool clipped = true)
     {
         var byName = Linears.ToDictionary(l => l.Name);
         foreach (var slot in ModelLinears.Enumerate(model))
         {
-            if (byName.TryGetValue(slot.Name, out var q)) slot.Set(ModelQuantizer.CreateLayer(model, q.For(scheme, scales, rounding), q.Bias, scheme, scales));
+            if (byName.TryGetValue(slot.Name, out var q)) slot.Set(ModelQuantizer.CreateLayer(model, q.For(scheme, scales, rounding, clipped), q.Bias, scheme, scales));
             else if (Bf16Linears.TryGetValue(slot.Name, out var d))
                 slot.Set(DenseLinear.FromFloat(model.Backend, d.Weight, slot.Get().OutFeatures, slot.Get().InFeatures, d.Bias));
         }
@@ -86,23 +98,41 @@ public static class ModelQuantizer
             if (k % options.GroupSizeFor(k) != 0)
                 throw new NibbleException($"'{slot.Name}' has K = {k} input features, not a multiple of the group size {options.GroupSizeFor(k)}; use --channel-wise or a model whose sizes are multiples of 128.");
         }
+        if (options.Clip is { } clipOptions)
+        {
+            clipOptions.Ratios(); // validates before calibration starts
+            if (options.Awq is null) throw new NibbleException("The clip search needs calibration inputs; use --method awq with --clip-search.");
+        }
         var done = new List<QuantizedLinear>();
-        void QuantizeLayer(int index)
+        var numerics = new ClipNumerics(options.Scheme, options.Scales, options.EffectiveRounding);
+        void QuantizeLayer(int index, LayerInputs? inputs)
         {
             string prefix = $"model.layers.{index}.";
             foreach (var slot in slots.Where(s => s.Name.StartsWith(prefix, StringComparison.Ordinal)))
             {
                 var layer = slot.Get();
+                int n = layer.OutFeatures, k = layer.InFeatures, gs = options.GroupSizeFor(k);
                 var (w, bias) = ModelLinears.Dense(layer, slot.Name);
                 if (bias is not null) bias = bias.Select(BFloat16.Round).ToArray();
-                var q = RtnQuantizer.QuantizeWeight(slot.Name, w, layer.OutFeatures, layer.InFeatures, options.GroupSizeFor(layer.InFeatures));
-                if (options.EffectiveRounding == WeightRounding.Grid)
+                var q = RtnQuantizer.QuantizeWeight(slot.Name, w, n, k, gs);
+                var rtn = q;
+                bool grid = options.EffectiveRounding == WeightRounding.Grid;
+                if (grid) q = W4A8GridRounding.Round(w, rtn, options.Scales);
+                QuantizedLinearWeights? unclipped = null, clippedRtn = null;
+                if (options.Clip is { } clip && inputs?.For(slot.Name) is { } input && !(clip.SkipQueryKey && IsQueryOrKey(slot.Name)))
                 {
-                    var rtn = q;
-                    q = W4A8GridRounding.Round(w, rtn, options.Scales);
-                    done.Add(new QuantizedLinear(slot.Name, q, bias) { RtnWeight = rtn, GridScales = options.Scales });
+                    unclipped = q;
+                    q = ClipSearch.Quantize(w, n, k, gs, ClipSearch.Search(w, n, k, input.MomentsFor(gs, numerics.Scheme == QuantizationScheme.W4A8), numerics, clip).ScalesBf16, numerics);
+                    if (clip.AlsoW4A16 && numerics.Scheme == QuantizationScheme.W4A8)
+                        clippedRtn = ClipSearch.Quantize(w, n, k, gs, ClipSearch.Search(w, n, k, input.MomentsFor(gs, false), ClipNumerics.W4A16, clip).ScalesBf16, ClipNumerics.W4A16);
                 }
-                else done.Add(new QuantizedLinear(slot.Name, q, bias));
+                done.Add(new QuantizedLinear(slot.Name, q, bias)
+                {
+                    RtnWeight = grid ? rtn : null,
+                    GridScales = options.Scales,
+                    UnclippedWeight = unclipped,
+                    ClippedRtnWeight = clippedRtn,
+                });
                 slot.Set(CreateLayer(model, q, bias, options.Scheme, options.Scales));
             }
         }
@@ -111,14 +141,19 @@ public static class ModelQuantizer
         if (options.Awq is { } awqOptions)
         {
             if (calibration is null) throw new NibbleException("AWQ needs calibration data; pass --calib <file> or use --method rtn.");
-            awq = AwqCalibrator.Run(model, calibration, awqOptions with { GroupSize = options.GroupSize, ChannelWise = options.ChannelWise },
+            awq = AwqCalibrator.Run(model, calibration, awqOptions with
+                {
+                    GroupSize = options.GroupSize,
+                    ChannelWise = options.ChannelWise,
+                    CaptureInputRows = options.Clip?.MaxTokens ?? 0,
+                },
                 QuantizeLayer, progress, cancellationToken);
         }
         else
             for (int i = 0; i < model.Layers.Count; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                QuantizeLayer(i);
+                QuantizeLayer(i, null);
                 progress?.Report(new AwqProgress("RTN", i + 1, model.Layers.Count));
             }
         var norms = ModelNorms.Enumerate(model).ToDictionary(p => p.Name, p => (float[])p.Norm.Values.Clone());
@@ -126,6 +161,9 @@ public static class ModelQuantizer
             .ToDictionary(s => s.Name, s => ModelLinears.Dense(s.Get(), s.Name));
         return new QuantizationResult(done, norms, bf16, awq);
     }
+
+    /// <summary>llm-awq's auto_clip leaves the query/key projections alone (their error acts through the attention softmax).</summary>
+    static bool IsQueryOrKey(string name) => name.EndsWith(".q_proj", StringComparison.Ordinal) || name.EndsWith(".k_proj", StringComparison.Ordinal);
 
     public static ILinear CreateLayer(CausalLM model, QuantizedLinearWeights weight, float[]? bias, QuantizationScheme scheme, ScaleRecoveryMode scales) =>
         scheme == QuantizationScheme.W4A8

@@ -24,6 +24,9 @@ internal static class AwqQuantize
         public readonly Option<string> Search = new("--search") { Description = "Numerics of the AWQ candidate evaluation: w4a16 (llm-compressor) or w4a8 (exact W4A8 numerics).", DefaultValueFactory = _ => "w4a16" };
         public readonly Option<string> Rounding = new("--rounding") { Description = "How int4 codes are chosen after the scales: grid (nearest W4A8 value c'·e4m3(q·σ), default for w4a8) or rtn (compressed-tensors RTN, always used for w4a16)." , DefaultValueFactory = _ => "grid" };
         public readonly Option<int> Samples = new("--calib-samples") { Description = "Calibration sequences (traces, or text chunks).", DefaultValueFactory = _ => 64 };
+        public readonly Option<bool> Clip = new("--clip-search") { Description = "After AWQ, clip each group's int4 scale (ratio grid over max |w|) to minimise the group's output error on the calibration tokens, judged with the scheme's numerics (W4A8: FP8 activations, recovered FP8 group scales, grid rounding)." };
+        public readonly Option<int> ClipGrid = new("--clip-grid") { Description = "Clip ratios are 1 − i/N for i below N × --clip-max-shrink.", DefaultValueFactory = _ => 20 };
+        public readonly Option<double> ClipShrink = new("--clip-max-shrink") { Description = "Largest fraction of a group's max |w| the clip search may cut (exclusive, in (0, 1)).", DefaultValueFactory = _ => 0.5 };
         public readonly Option<int> Length = new("--calib-length") { Description = "Tokens per calibration sequence at most (default: the model's context).", DefaultValueFactory = _ => 0 };
 
         public Options()
@@ -34,6 +37,15 @@ internal static class AwqQuantize
         }
     }
 
+    /// <summary>The clip search settings, or null without --clip-search (validated here so a bad value fails before calibration).</summary>
+    public static ClipSearchOptions? ClipOf(ParseResult parse, Options o)
+    {
+        if (!parse.GetValue(o.Clip)) return null;
+        var clip = new ClipSearchOptions { GridPoints = parse.GetValue(o.ClipGrid), MaxShrink = parse.GetValue(o.ClipShrink) };
+        clip.Ratios();
+        return clip;
+    }
+
     /// <summary>The --rounding choice (only W4A8 uses it).</summary>
     public static WeightRounding RoundingOf(ParseResult parse, Options o) => parse.GetValue(o.Rounding) == "rtn" ? WeightRounding.Rtn : WeightRounding.Grid;
 
@@ -42,6 +54,7 @@ internal static class AwqQuantize
         // Refuse an existing output before spending minutes on calibration.
         if ((Directory.Exists(outDir) || File.Exists(outDir)) && !write.Overwrite)
             throw new NibbleException($"The output directory '{outDir}' already exists; choose another --out or pass --overwrite.");
+        var clip = ClipOf(parse, o);
         string? calib = parse.GetValue(o.Calib);
         if (calib is null)
         {
@@ -73,6 +86,7 @@ internal static class AwqQuantize
                 ChannelWise = write.GroupSize == 0,
                 Awq = awq,
                 Rounding = RoundingOf(parse, o),
+                Clip = clip,
             }, data, p, ct));
             return new QuantizationResultWriter(result);
         }

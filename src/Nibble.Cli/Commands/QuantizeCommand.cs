@@ -6,7 +6,7 @@ using Spectre.Console;
 namespace Nibble.Cli.Commands;
 
 /// <summary>
-/// `nibble quantize &lt;model-dir&gt; --scheme w4a8|w4a16 --method rtn --out &lt;dir&gt; [--rounding grid|rtn] [--group-size 128] [--overwrite] [--json]`:
+/// `nibble quantize &lt;model-dir&gt; --scheme w4a8|w4a16 --method awq|rtn --out &lt;dir&gt; [--rounding grid|rtn] [--clip-search [--clip-grid 20] [--clip-max-shrink 0.5]] [--group-size 128] [--overwrite] [--json]`:
 /// writes a compressed-tensors pack-quantized checkpoint (vLLM loads it too).
 /// </summary>
 public static class QuantizeCommand
@@ -31,7 +31,7 @@ public static class QuantizeCommand
         var json = new Option<bool>("--json") { Description = "Print a JSON summary on stdout." };
         var awq = new AwqQuantize.Options();
         var command = new Command("quantize", "Quantize a model's Linear weights to int4 and write a compressed-tensors checkpoint.")
-            { model, scheme, method, output, groupSize, overwrite, json, awq.Calib, awq.Mask, awq.Scales, awq.Search, awq.Samples, awq.Length, awq.Rounding };
+            { model, scheme, method, output, groupSize, overwrite, json, awq.Calib, awq.Mask, awq.Scales, awq.Search, awq.Samples, awq.Length, awq.Rounding, awq.Clip, awq.ClipGrid, awq.ClipShrink };
         command.SetAction((parse, ct) => CliErrors.RunAsync(() => Task.Run(() =>
         {
             string dir = parse.GetValue(model)!, outDir = parse.GetValue(output)!;
@@ -41,6 +41,8 @@ public static class QuantizeCommand
                 GroupSize = parse.GetValue(groupSize),
                 Overwrite = parse.GetValue(overwrite),
             };
+            if (parse.GetValue(method) != "awq" && parse.GetValue(awq.Clip))
+                throw new NibbleException("--clip-search needs calibration inputs; use it with --method awq.");
             var quantizer = parse.GetValue(method) == "awq" ? AwqQuantize.Run(parse, awq, dir, outDir, options, ct)
                 : options.Scheme == QuantizationScheme.W4A8 && AwqQuantize.RoundingOf(parse, awq) == WeightRounding.Grid ? GridRoundedRtnQuantizer.Instance
                 : Methods[parse.GetValue(method)!]();

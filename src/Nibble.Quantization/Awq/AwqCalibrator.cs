@@ -22,7 +22,7 @@ public static class AwqCalibrator
     sealed record Balance(string Name, Func<ILinear> Get, Action<ILinear> Set, bool Quantized);
 
     public static IReadOnlyList<AwqMappingResult> Run(CausalLM model, IReadOnlyList<CalibrationSequence> data, AwqOptions? options = null,
-        Action<int>? layerDone = null, IProgress<AwqProgress>? progress = null, CancellationToken cancellationToken = default)
+        Action<int, LayerInputs?>? layerDone = null, IProgress<AwqProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= new AwqOptions();
         CalibrationSet.Validate(data, "the calibration set");
@@ -42,8 +42,9 @@ public static class AwqCalibrator
         var results = new List<AwqMappingResult>();
         for (int i = 0; i < model.Layers.Count; i++)
         {
-            results.AddRange(run.Layer(model.Layers[i]));
-            layerDone?.Invoke(i);
+            var inputs = options.CaptureInputRows > 0 ? new LayerInputs() : null;
+            results.AddRange(run.Layer(model.Layers[i], inputs));
+            layerDone?.Invoke(i, inputs);
         }
         return results;
     }
@@ -85,8 +86,10 @@ public static class AwqCalibrator
 
         long IncludedTokens => _included.Sum(r => (long)r.Length);
 
-        public List<AwqMappingResult> Layer(DecoderLayer layer)
+        /// <summary>Searches and smooths one layer; fills <paramref name="inputs"/> (when given) with its linears' smoothed inputs.</summary>
+        public List<AwqMappingResult> Layer(DecoderLayer layer, LayerInputs? inputs)
         {
+            int cap = _options.CaptureInputRows;
             var results = new List<AwqMappingResult>();
             string stage = $"AWQ layer {layer.Index + 1}/{_model.Layers.Count}";
             var attn = layer.Attention;
@@ -97,7 +100,7 @@ public static class AwqCalibrator
             string q = attn.Prefix + ".q_proj", o = attn.Prefix + ".o_proj";
             stats.Track(q, _h);
             bool vo = attn.VProj.OutFeatures == attn.OProj.InFeatures;
-            if (vo) stats.Track(o, attn.OProj.InFeatures, captureRows: true);
+            if (vo || inputs is not null) stats.Track(o, attn.OProj.InFeatures, captureRows: true);
             var normed = new float[n][];
             var reference = new float[n][];
             for (int s = 0; s < n; s++)
@@ -116,12 +119,27 @@ public static class AwqCalibrator
                 [Slot(attn.Prefix + ".q_proj", () => attn.QProj, l => attn.QProj = l), Slot(attn.Prefix + ".k_proj", () => attn.KProj, l => attn.KProj = l),
                  Slot(attn.Prefix + ".v_proj", () => attn.VProj, l => attn.VProj = l)],
                 AttentionLoss, s => DivideNorm(layer.InputNorm, s), stats.Count(q)));
+            if (inputs is not null)
+            {
+                // q/k/v read the stream normed with the smoothed (divided) norm weights.
+                var rowsIn = new float[IncludedTokens * _h];
+                long filled = 0;
+                for (int s = 0; s < n; s++)
+                {
+                    var x = Norm(_hidden[s], layer.InputNorm);
+                    foreach (int t in _included[s]) { Array.Copy(x, (long)t * _h, rowsIn, filled * _h, _h); filled++; }
+                }
+                inputs.Add(LinearInput.Take(rowsIn, (int)filled, _h, cap), attn.Prefix + ".q_proj", attn.Prefix + ".k_proj", attn.Prefix + ".v_proj");
+            }
+            float[]? voScales = null;
             if (vo)
                 results.Add(SearchLinear($"{attn.Prefix}: v_proj → o_proj", stage, stats, o,
-                    Slot(o, () => attn.OProj, l => attn.OProj = l), Slot(attn.Prefix + ".v_proj", () => attn.VProj, l => attn.VProj = l)));
+                    Slot(o, () => attn.OProj, l => attn.OProj = l), Slot(attn.Prefix + ".v_proj", () => attn.VProj, l => attn.VProj = l), s => voScales = s));
             else
                 results.Add(new AwqMappingResult($"{attn.Prefix}: v_proj → o_proj", 0, 0, false, 0, 0, 0,
                     $"skipped: v_proj has {attn.VProj.OutFeatures} outputs, o_proj {attn.OProj.InFeatures} inputs (grouped-query attention)"));
+            if (inputs is not null)
+                inputs.Add(LinearInput.Take(stats.CapturedRows(o), (int)stats.Count(o), attn.OProj.InFeatures, cap, voScales), o);
             for (int s = 0; s < n; s++) Add(_hidden[s], reference[s]);
             normed = reference = null!;
 
@@ -140,16 +158,30 @@ public static class AwqCalibrator
             var mlpStats = new ActivationStatistics();
             var (inputName, balance, gated) = MlpMapping(mlp);
             mlpStats.Track(inputName, _h);
-            foreach (var g in gated) mlpStats.Track(g.DownName, g.DownProj.InFeatures, captureRows: true);
+            foreach (var g in gated)
+            {
+                mlpStats.Track(g.DownName, g.DownProj.InFeatures, captureRows: true);
+                if (inputs is not null) mlpStats.Track(g.GateName, _h, captureRows: true);
+            }
             var mlpReference = Ffn(mlp, xIncluded, (int)rows, mlpStats);
             double MlpLoss() => SquaredError(Ffn(mlp, xIncluded, (int)rows, null), mlpReference, null, _h) / (rows * (double)_h);
             string prefix = $"model.layers.{layer.Index}";
+            float[]? normScales = null;
             results.Add(Search($"{prefix}: post_attention_layernorm → {Describe(mlp)}", stage, mlpStats.MeanAbs(inputName), balance,
-                MlpLoss, s => DivideNorm(layer.PostAttentionNorm, s), mlpStats.Count(inputName)));
+                MlpLoss, s => { DivideNorm(layer.PostAttentionNorm, s); normScales = s; }, mlpStats.Count(inputName)));
             xIncluded = mlpReference = null!;
             foreach (var g in gated)
+            {
+                float[]? udScales = null;
                 results.Add(SearchLinear($"{g.UpName} → {g.DownName}", stage, mlpStats, g.DownName,
-                    Slot(g.DownName, () => g.DownProj, l => g.DownProj = l), Slot(g.UpName, () => g.UpProj, l => g.UpProj = l)));
+                    Slot(g.DownName, () => g.DownProj, l => g.DownProj = l), Slot(g.UpName, () => g.UpProj, l => g.UpProj = l), s => udScales = s));
+                if (inputs is null) continue;
+                // Each expert's gate/up see only the included rows routed to it, divided by the norm's smoothing scale.
+                if (mlpStats.Count(g.GateName) is > 0 and var gateRows)
+                    inputs.Add(LinearInput.Take(mlpStats.CapturedRows(g.GateName), (int)gateRows, _h, cap, normScales), g.GateName, g.UpName);
+                if (mlpStats.Count(g.DownName) is > 0 and var downRows)
+                    inputs.Add(LinearInput.Take(mlpStats.CapturedRows(g.DownName), (int)downRows, g.DownProj.InFeatures, cap, udScales), g.DownName);
+            }
             for (int s = 0; s < n; s++) Add(_hidden[s], full[s]);
             return results;
         }
@@ -188,7 +220,7 @@ public static class AwqCalibrator
         }
 
         /// <summary>A mapping whose parent is one linear (v → o, up → down): the loss is that linear's output on its captured included rows.</summary>
-        AwqMappingResult SearchLinear(string name, string stage, ActivationStatistics stats, string linearName, Balance balance, Balance previous)
+        AwqMappingResult SearchLinear(string name, string stage, ActivationStatistics stats, string linearName, Balance balance, Balance previous, Action<float[]>? applied = null)
         {
             long count = stats.Count(linearName);
             if (count == 0)
@@ -201,7 +233,7 @@ public static class AwqCalibrator
             int rows = (int)count, outF = layer.OutFeatures;
             var reference = Linear(layer, x, rows);
             double Loss() => SquaredError(Linear(balance.Get(), x, rows), reference, null, outF) / (rows * (double)outF);
-            return Search(name, stage, stats.MeanAbs(linearName), [balance], Loss, s => DivideRows(previous, s), count);
+            return Search(name, stage, stats.MeanAbs(linearName), [balance], Loss, s => { DivideRows(previous, s); applied?.Invoke(s); }, count);
         }
 
         AwqMappingResult Search(string name, string stage, float[] xMean, List<Balance> balance, Func<double> loss, Action<float[]> smooth, long tokens)

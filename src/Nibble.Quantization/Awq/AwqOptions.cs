@@ -26,6 +26,9 @@ public sealed record AwqOptions
     public WeightRounding SearchRounding { get; init; } = WeightRounding.Rtn;
     /// <summary>Rows per chunk when a parent runs over many calibration tokens (bounds temporary memory).</summary>
     public int ChunkRows { get; init; } = 2048;
+    /// <summary>When &gt; 0, each layer's smoothed linear inputs (included tokens, at most this many rows per input) are handed
+    /// to the layer callback (<see cref="LayerInputs"/>), for the clip search. 0 = none (no extra memory).</summary>
+    public int CaptureInputRows { get; init; }
 
     public int GroupSizeFor(int k) => ChannelWise ? k : GroupSize;
 }
