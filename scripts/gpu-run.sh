@@ -21,6 +21,10 @@ export DOTNET_ROOT=/opt/dotnet PATH=/opt/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOU
     echo "== SASS opcode histogram $fn"
     cuobjdump -sass -fun $fn /tmp/W4A8Gemm.cubin | grep -oP '/\*[0-9a-f]{4}\*/\s+\K[A-Z][A-Z0-9_.]+' | sort | uniq -c | sort -rn | head -25
   done
+  for fn in w4a8_mma_m8_w1u w4a8_mma_m8_w1v w4a8_mma_m16_w1u w4a8_mma_m16_w1v; do
+    echo "== SASS opcode histogram $fn ($(cuobjdump -sass -fun $fn /tmp/W4A8GemmMma.cubin | grep -cP '/\*[0-9a-f]{4}\*/\s+[A-Z]') instructions)"
+    cuobjdump -sass -fun $fn /tmp/W4A8GemmMma.cubin | grep -oP '/\*[0-9a-f]{4}\*/\s+\K[A-Z][A-Z0-9_.]+' | sort | uniq -c | sort -rn | head -25
+  done
   for fn in w4a8_ws_n128_r2 w4a8_ws_n64_r1; do
     echo "== SASS opcode histogram $fn"
     cuobjdump -sass -fun $fn /tmp/W4A8GemmWs.cubin | grep -oP '/\*[0-9a-f]{4}\*/\s+\K[A-Z][A-Z0-9_.]+' | sort | uniq -c | sort -rn | head -30

@@ -128,7 +128,7 @@ public sealed class W4A8Gemm : IDisposable
     {
         if (plans.TryGetValue((m, n, k), out var p)) return p;
         p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, DecodeMaxM(n),
-            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeUnguarded) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
+            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeUnguarded, DecodeLateRefill, DecodeF16Activations) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
         plans[(m, n, k)] = p;
         return p;
     }
@@ -231,10 +231,27 @@ public sealed class W4A8Gemm : IDisposable
     public bool DecodeUnguarded { get; init; } = DefaultDecodeUnguarded;
     public static bool DefaultDecodeUnguarded { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_UNGUARDED") != "0";
 
+    /// <summary>
+    /// Small M through the v7 decode kernels (<c>w4a8_mma_*v</c>): v6 with each ring slot refilled after its k-block's
+    /// MMAs (no register copies per ring word); same arithmetic and order of sums. Off until a same-run H100 comparison
+    /// against v6 says otherwise (gemm --decode-variants); NIBBLE_W4A8_DECODE_V7=1 selects it for a process.
+    /// </summary>
+    public bool DecodeLateRefill { get; init; } = DefaultDecodeLateRefill;
+    public static bool DefaultDecodeLateRefill { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_V7") == "1";
+
+    /// <summary>
+    /// Small M through the v8 decode kernels (<c>w4a8_mma_*h</c>): v7 reading an f16 copy of the activations that one
+    /// extra pass (<c>w4a8_x8_to_f16</c>) writes per GEMM, instead of every warp converting e4m3 at every k-block; same
+    /// values, same sums. Off (allocates a scratch buffer on first use, so not inside graph capture first);
+    /// NIBBLE_W4A8_DECODE_V8=1 selects it for a process.
+    /// </summary>
+    public bool DecodeF16Activations { get; init; } = DefaultDecodeF16Activations;
+    public static bool DefaultDecodeF16Activations { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_V8") == "1";
+
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
     {
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeUnguarded);
+        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeUnguarded, DecodeLateRefill, DecodeF16Activations);
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>

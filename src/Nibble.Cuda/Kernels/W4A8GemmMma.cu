@@ -46,8 +46,9 @@ struct W4A8DecodeParams {
     const u32x4* table;        // [256] per sigma byte: u bytes of codes 8..15 (nLo, nHi) and 0..7 (pLo, pHi)
     const u32x2* tableScale;   // [256] per sigma byte: (unit, unit) and (-1152 unit, -1152 unit) as f16x2
     const float* bias;         // [N] FP32, added before the one bf16 rounding (W4A8Reference), or null
+    const u8* x16;             // v8 only: [M, K] f16 copy of x8 (exact), natural k order (w4a8_x8_to_f16)
 };
-static_assert(sizeof(W4A8DecodeParams) == 112, "W4A8DecodeParams must match W4A8GemmDecode.cs");
+static_assert(sizeof(W4A8DecodeParams) == 120, "W4A8DecodeParams must match W4A8GemmDecode.cs");
 
 __device__ __forceinline__ u32x2 ldg_nc_v2(const void* p) {
     u32x2 r;
@@ -98,11 +99,22 @@ __device__ __forceinline__ void decode8(u32 w, const DecLut& r0, const DecLut& r
 // FAST (v6): ring steps wholly inside the split run without bounds guards, each load at running pointer + constant;
 // the last steps run guarded as in v3. (v4/v5, a "fold" decode without HFMA2, were measured and removed: see
 // docs/kernels/w4a8-gemm.md.)
-template <int MT, int WN, bool FAST>
+// LATE (v7, with FAST): in the unguarded steps each ring slot is refilled after its k-block's MMAs instead of before
+// them. The loads and MMAs are asm volatile, so their written order is the issued order: a refill issued before the
+// decode must land in other registers than the values still being decoded, which costs one register copy per ring
+// word at every k-block (4 weight words, 4 activation words per token tile, the sigma pair). Refilled after, the slot
+// is dead and the load reuses it; the weights are still D-1 k-blocks ahead (thousands of cycles at this kernel's issue
+// rate, above DRAM latency), the activations one (L2). Same arithmetic and order of sums as v3/v6: exact.
+// XH (v8, with FAST and LATE): the activations come as f16 (w4a8_x8_to_f16, one pass per GEMM) instead of being
+// converted from e4m3 by every warp of every CTA at every k-block: two 16-byte loads per token tile and k-block replace
+// one load, 8 F2FP and their half-word extractions; the f16 values are the same exact ones, so are the sums.
+template <int MT, int WN, bool FAST, bool LATE = false, bool XH = false>
 __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     constexpr int NT = MT / 8;       // n8 tiles (tokens) per warp
     constexpr int D = W4A8_MMA_RING; // k-blocks of weights in flight per thread (register ring), even
     constexpr int SD = D / 2;        // groups of sigma in flight (one group = two k-blocks)
+    constexpr int XV = XH ? 2 : 1;   // 16-byte activation loads per token tile and k-block
+    constexpr int XS = 64 * XV;      // activation bytes per row and k-block
     static_assert(D % 2 == 0 && D >= 2, "W4A8_MMA_RING must be even");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int gid = lane >> 2, tig = lane & 3;
@@ -133,7 +145,7 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     // Activation rows this thread reads for its B fragments (rows past M read row M-1; their results are dropped).
     const u8* xrow[NT];
 #pragma unroll
-    for (int j = 0; j < NT; ++j) xrow[j] = p.x8 + (size_t)min(m0 + j * 8 + gid, p.M - 1) * p.K + tig * 16;
+    for (int j = 0; j < NT; ++j) xrow[j] = (XH ? p.x16 : p.x8) + ((size_t)min(m0 + j * 8 + gid, p.M - 1) * p.K + tig * 16) * XV;
 
     const u32x4* wbase[WN];
     const u16* sbase[WN];
@@ -156,12 +168,14 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
 #pragma unroll
         for (int w = 0; w < WN; ++w) sring[s][w] = gBegin + s < gEnd ? (u32)__ldg(sbase[w] + (gBegin + s) * 8) : 0u;
     // Activations two k-blocks ahead (a split has at least one group = two k-blocks).
-    u32x4 xring[2][NT];
+    u32x4 xring[2][NT][XV];
 #pragma unroll
-    for (int j = 0; j < NT; ++j) {
-        xring[0][j] = ldg_nc_v4(xrow[j] + kbBegin * 64);
-        xring[1][j] = ldg_nc_v4(xrow[j] + (kbBegin + 1) * 64);
-    }
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int h = 0; h < XV; ++h) {
+            xring[0][j][h] = ldg_nc_v4(xrow[j] + kbBegin * XS + h * 16);
+            xring[1][j][h] = ldg_nc_v4(xrow[j] + (kbBegin + 1) * XS + h * 16);
+        }
     // The decode table (6 KB) into shared memory while the first weights are on their way.
     __shared__ u32x4 sTab[256];
     __shared__ u32x2 sScale[256];
@@ -176,7 +190,7 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
 #pragma unroll
     for (int w = 0; w < WN; ++w) { wcur[w] = wbase[w] + (size_t)kbBegin * 32; scur[w] = sbase[w] + (kbBegin >> 1) * 8; }
 #pragma unroll
-    for (int j = 0; j < NT; ++j) xcur[j] = xrow[j] + kbBegin * 64;
+    for (int j = 0; j < NT; ++j) xcur[j] = xrow[j] + kbBegin * XS;
 
     // One ring step: D k-blocks from kb0. full: kb0 + 2D <= kbEnd, so every k-block and every prefetch (weights D
     // ahead, activations 2 ahead, sigma SD groups ahead; kbEnd is even) is in range and no guard is evaluated.
@@ -189,21 +203,31 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
 #pragma unroll
                 for (int w = 0; w < WN; ++w) {
                     cur[w] = ring[d][w];
+                    if (full && LATE) continue;
                     if (full) ring[d][w] = ldg_stream_v4(wcur[w] + (d + D) * 32);
                     else if (kb + D < kbEnd) ring[d][w] = ldg_stream_v4(wbase[w] + (size_t)(kb + D) * 32);
                 }
-                u32x4 xb[NT];
+                u32x4 xb[NT][XV];
 #pragma unroll
-                for (int j = 0; j < NT; ++j) {
-                    xb[j] = xring[d & 1][j];
-                    if (full) xring[d & 1][j] = ldg_nc_v4(xcur[j] + (d + 2) * 64);
-                    else if (kb + 2 < kbEnd) xring[d & 1][j] = ldg_nc_v4(xrow[j] + (kb + 2) * 64);
-                }
+                for (int j = 0; j < NT; ++j)
+#pragma unroll
+                    for (int h = 0; h < XV; ++h) {
+                        xb[j][h] = xring[d & 1][j][h];
+                        if (full && LATE) continue;
+                        if (full) xring[d & 1][j][h] = ldg_nc_v4(xcur[j] + (d + 2) * XS + h * 16);
+                        else if (kb + 2 < kbEnd) xring[d & 1][j][h] = ldg_nc_v4(xrow[j] + (kb + 2) * XS + h * 16);
+                    }
                 if ((d & 1) == 0) { // group start: kbBegin is even and D is even, so kb is even exactly when d is
                     const int g = kb >> 1;
 #pragma unroll
                     for (int w = 0; w < WN; ++w) {
                         const u32 s2 = sring[d / 2][w];
+                        if (full && LATE) {
+                            load_dec_lut(sTab, sScale, s2 & 0xFFu, lut[w][0]);
+                            load_dec_lut(sTab, sScale, (s2 >> 8) & 0xFFu, lut[w][1]);
+                            sring[d / 2][w] = __ldg(scur[w] + (d / 2 + SD) * 8);
+                            continue;
+                        }
                         if (full) sring[d / 2][w] = __ldg(scur[w] + (d / 2 + SD) * 8);
                         else if (g + SD < gEnd) sring[d / 2][w] = __ldg(sbase[w] + (g + SD) * 8);
                         load_dec_lut(sTab, sScale, s2 & 0xFFu, lut[w][0]);
@@ -214,7 +238,13 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
                 u32 bf[NT][8];
 #pragma unroll
                 for (int j = 0; j < NT; ++j) {
-                    const u32 xw[4] = {xb[j].x, xb[j].y, xb[j].z, xb[j].w};
+                    if (XH) { // f16 element 2i | 2i+1 << 16 in word i: already the B fragments, in the same order
+                        const u32x4 lo = xb[j][0], hi = xb[j][XV - 1];
+                        bf[j][0] = lo.x; bf[j][1] = lo.y; bf[j][2] = lo.z; bf[j][3] = lo.w;
+                        bf[j][4] = hi.x; bf[j][5] = hi.y; bf[j][6] = hi.z; bf[j][7] = hi.w;
+                        continue;
+                    }
+                    const u32 xw[4] = {xb[j][0].x, xb[j][0].y, xb[j][0].z, xb[j][0].w};
 #pragma unroll
                     for (int q = 0; q < 4; ++q) {
                         bf[j][2 * q] = e4m3x2_to_f16x2((u16)xw[q]);
@@ -232,6 +262,14 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
                         for (int j = 0; j < NT; ++j) mma_f16(acc[w][j], a0, a1, a2, a3, bf[j][2 * q], bf[j][2 * q + 1]);
                     }
                 }
+                if (full && LATE) { // v7: refill the slots this k-block has just consumed
+#pragma unroll
+                    for (int w = 0; w < WN; ++w) ring[d][w] = ldg_stream_v4(wcur[w] + (d + D) * 32);
+#pragma unroll
+                    for (int j = 0; j < NT; ++j)
+#pragma unroll
+                        for (int h = 0; h < XV; ++h) xring[d & 1][j][h] = ldg_nc_v4(xcur[j] + (d + 2) * XS + h * 16);
+                }
             }
         }
     };
@@ -242,7 +280,7 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
 #pragma unroll
             for (int w = 0; w < WN; ++w) { wcur[w] += D * 32; scur[w] += SD * 8; }
 #pragma unroll
-            for (int j = 0; j < NT; ++j) xcur[j] += D * 64;
+            for (int j = 0; j < NT; ++j) xcur[j] += D * XS;
         }
     for (; kb0 < kbEnd; kb0 += D) ringStep(kb0, false);
 
@@ -304,13 +342,41 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     }
 }
 
-// v3: w4a8_mma_m{MT}_w{WN}; v6: ...u (unguarded ring steps).
+// v8's activation pass: n16 runs of 16 e4m3 bytes -> 16 f16 (exact), natural order. One parameter struct, as
+// CudaFunction.Launch passes exactly one (the first v8 GPU run launched this with three scalar parameters and crashed).
+struct W4A8X16Params {
+    const u32x4* x8;
+    u32x4* x16;
+    int n16;
+};
+static_assert(sizeof(W4A8X16Params) == 24, "W4A8X16Params must match W4A8GemmDecode.cs");
+extern "C" __global__ void __launch_bounds__(256) w4a8_x8_to_f16(const W4A8X16Params p) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= p.n16) return;
+    u32x4* x16 = p.x16;
+    const u32x4 v = ldg_nc_v4(p.x8 + i);
+    const u32 w[4] = {v.x, v.y, v.z, v.w};
+    u32 h[8];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) { h[2 * q] = e4m3x2_to_f16x2((u16)w[q]); h[2 * q + 1] = e4m3x2_to_f16x2((u16)(w[q] >> 16)); }
+    x16[2 * i] = u32x4{h[0], h[1], h[2], h[3]};
+    x16[2 * i + 1] = u32x4{h[4], h[5], h[6], h[7]};
+}
+
+// v3: w4a8_mma_m{MT}_w{WN}; v6: ...u (unguarded ring steps); v7: ...v (v6 + refill after the MMAs); v8: ...h (v7 +
+// f16 activations).
 #define W4A8_INSTANCE(MT, WN)                                                                           \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN(const W4A8DecodeParams p) { \
         w4a8_decode_impl<MT, WN, false>(p);                                                              \
     }                                                                                                    \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##u(const W4A8DecodeParams p) { \
         w4a8_decode_impl<MT, WN, true>(p);                                                               \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##v(const W4A8DecodeParams p) { \
+        w4a8_decode_impl<MT, WN, true, true>(p);                                                         \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##h(const W4A8DecodeParams p) { \
+        w4a8_decode_impl<MT, WN, true, true, true>(p);                                                   \
     }
 W4A8_INSTANCE(8, 1)
 W4A8_INSTANCE(8, 2)
