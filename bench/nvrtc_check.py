@@ -19,6 +19,7 @@ for name in sys.argv[2:]:
     prog = ctypes.c_void_p()
     r = lib.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), name.encode(), 0, None, None)
     opts = [b"--gpu-architecture=compute_90", b"--std=c++17", b"-default-device"]
+    opts += [("-D" + d).encode() for d in os.environ.get("NVRTC_DEFINES", "").split()]  # e.g. NVRTC_DEFINES="W4A8_WS_GROUP=2"
     arr = (ctypes.c_char_p * len(opts))(*opts)
     r = lib.nvrtcCompileProgram(prog, len(opts), arr)
     n = ctypes.c_size_t()

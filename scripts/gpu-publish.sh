@@ -16,6 +16,6 @@ dotnet publish "$REPO/bench/Nibble.Bench" -c Release -o "$DEST/bench" --nologo -
 # The CLI (16 MB) only with PUBLISH_CLI=1: the device call carries at most 64 MiB with the checkout.
 [ "${PUBLISH_CLI:-0}" = 1 ] && dotnet publish "$REPO/src/Nibble.Cli" -c Release -o "$DEST/cli" --nologo -v q
 mkdir -p "$DEST/kernels" && cp "$REPO"/src/Nibble.Cuda/Kernels/*.cu "$REPO"/src/Nibble.Cuda/Kernels/*.cuh "$DEST/kernels/"
-cp "$REPO/scripts/gpu-run.sh" "$REPO/scripts/gpu-evidence.sh" "$DEST/"
+cp "$REPO/scripts/gpu-run.sh" "$REPO/scripts/gpu-evidence.sh" "$REPO/scripts/gpu-variants.sh" "$DEST/"
 du -sh "$DEST"
 echo "device commands (run tool, carry [\".gpu\"]):  bash .gpu/gpu-run.sh   (kernel checks + tests + gemm), or  bash .gpu/gpu-evidence.sh   (tests, full gemm table, e2e, ops)"

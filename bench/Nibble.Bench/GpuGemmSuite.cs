@@ -42,6 +42,9 @@ public static class GpuGemmSuite
         if (Arg(args, "--ws-split") is { } wsSplit) W4A8Gemm.DefaultWsSplitLayout = int.Parse(wsSplit);
         if (Arg(args, "--ws-epi") is { } wsEpi) W4A8Gemm.DefaultWsPairedStores = int.Parse(wsEpi);
         if (Arg(args, "--ws-prefetch") is { } wsPf) W4A8Gemm.DefaultWsPrefetch = int.Parse(wsPf);
+        if (Arg(args, "--ws-group") is { } wsGroup) W4A8Gemm.DefaultWsGroup = int.Parse(wsGroup);
+        if (Arg(args, "--ws-regs") is { } wsRegs) W4A8Gemm.DefaultWsRegs = int.Parse(wsRegs);
+        bool wsVariants = args.Contains("--ws-variants");
         var sweep = Arg(args, "--ws-sweep") is { } sw ? sw.Split(',').Select(t => t.Split(':').Select(int.Parse).ToArray()).ToArray() : [];
         bool onlyW4a8 = args.Contains("--only-w4a8");
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
@@ -138,6 +141,7 @@ public static class GpuGemmSuite
                     }
                     double tf = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
                     double tbf = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
+                    if (plan.Ws && wsVariants) WsVariants(kernels, ctx, stream, it, m, n, k, x8g, ts, opsA, y, plan);
                     if (plan.Ws && sweep.Length > 0) Sweep(ctx, stream, it, sweep, m, n, k, x8g, ts, opsA, y, [wsOld, wsNew, wsSplit1, wsEpi1, wsPf1], plan);
                     var row = new Row(m, n, k, ta, tb, tf, tbf, tq, tw, tm, plan.ToString(), card, date);
                     rows.Add(row);
@@ -178,6 +182,38 @@ public static class GpuGemmSuite
                 finally { W4A8GemmDecode.ForceWn = 0; }
             }
         Console.WriteLine($"#   decode variants M={m} N={n} K={k}: {string.Join(" | ", parts)}");
+    }
+
+    /// <summary>
+    /// --ws-variants: the planned warp-specialized tile (and, at M ≥ 1024, the two 128-accumulator tiles) timed with
+    /// each main-loop build: group 1 or 2 (W4A8_WS_GROUP) × consumer registers 232 or 240 (W4A8_WS_REGS). Console only.
+    /// </summary>
+    static void WsVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, int m, int n, int k, DeviceBuffer<byte> x8g, DeviceBuffer<float> ts,
+        List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, GemmPlan planned)
+    {
+        var builds = new (string Tag, int Group, int Regs)[] { ("g1r232", 1, 232), ("g2r232", 2, 232), ("g1r240", 1, 240), ("g2r240", 2, 240) };
+        var plans = new List<GemmPlan> { planned };
+        if (m >= 1024)
+            foreach (var (mt, wn) in new[] { (256, 2), (128, 4) })
+            {
+                GemmPlan.WsForce = (mt, wn);
+                GemmPlan.WsForceSplits = 1;
+                try { var p = GemmPlan.ChooseWs(m, n, k, ctx.MultiprocessorCount); if (!plans.Contains(p)) plans.Add(p); }
+                catch (ArgumentException) { }
+                finally { GemmPlan.WsForce = null; GemmPlan.WsForceSplits = null; }
+            }
+        foreach (var p in plans)
+        {
+            var parts = new List<string>();
+            foreach (var (tag, group, regs) in builds)
+            {
+                using var g = new W4A8Gemm(kernels, ctx) { WsGroup = group, WsRegs = regs };
+                foreach (var o in ops) g.Run(stream, x8g, ts, o, y, m, p); // modules loaded, TMA maps encoded
+                double t = Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % ops.Count], y, m, p));
+                parts.Add(string.Create(CultureInfo.InvariantCulture, $"{tag} {t:F1}"));
+            }
+            Console.WriteLine($"#   ws variants M={m} N={n} K={k} [n{p.MT} wg{p.WN} s{p.Splits}{(p == planned ? " planned" : "")}]: {string.Join(" | ", parts)}");
+        }
     }
 
     /// <summary>

@@ -101,6 +101,16 @@ public sealed class W4A8Gemm : IDisposable
     /// </summary>
     public int WsPrefetch { get; init; } = DefaultWsPrefetch;
     public static int DefaultWsPrefetch { get; set; } = 0;
+    /// <summary>
+    /// Warp-specialized main loop (define W4A8_WS_GROUP): 1 = one wgmma group per 64-k block (two waits per stage),
+    /// 2 = one group per 128-k stage (one wait per stage, twice the A registers). Same bits. NIBBLE_W4A8_WS_GROUP=2
+    /// selects 2 for a process.
+    /// </summary>
+    public int WsGroup { get; init; } = DefaultWsGroup;
+    public static int DefaultWsGroup { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_GROUP") == "2" ? 2 : 1;
+    /// <summary>Consumer registers of the warp-specialized kernel (define W4A8_WS_REGS): 232 (producer 40) or 240 (producer 24).</summary>
+    public int WsRegs { get; init; } = DefaultWsRegs;
+    public static int DefaultWsRegs { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_REGS") == "240" ? 240 : 232;
     /// <summary>Benchmark diagnostic only: the warp-specialized kernel skips its epilogue (Y is NOT written) to time the main loop.</summary>
     public static bool WsSkipEpilogue { get; set; }
 
@@ -119,6 +129,8 @@ public sealed class W4A8Gemm : IDisposable
         if (WsSplitLayout != 0) d.Add($"W4A8_WS_SPLIT={WsSplitLayout}");
         if (WsPairedStores != 0) d.Add($"W4A8_WS_EPI={WsPairedStores}");
         if (WsPrefetch != 0) d.Add($"W4A8_WS_PREFETCH={WsPrefetch}");
+        if (WsGroup != 1) d.Add($"W4A8_WS_GROUP={WsGroup}");
+        if (WsRegs != 232) d.Add($"W4A8_WS_REGS={WsRegs}");
         return [.. d];
     }
 
