@@ -186,12 +186,13 @@ public static class GpuGemmSuite
 
     /// <summary>
     /// --ws-variants: the planned warp-specialized tile (and, at M ≥ 1024, the two 128-accumulator tiles) timed with
-    /// each main-loop build: group 1 or 2 (W4A8_WS_GROUP) × consumer registers 232 or 240 (W4A8_WS_REGS). Console only.
+    /// each build: scalar or TMA-store epilogue (W4A8_WS_STORE), consumer registers 232 or 240 (W4A8_WS_REGS). Console only.
+    /// (W4A8_WS_GROUP 2 was measured slower everywhere: ptxas serializes its wgmmas, C7513.)
     /// </summary>
     static void WsVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, int m, int n, int k, DeviceBuffer<byte> x8g, DeviceBuffer<float> ts,
         List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, GemmPlan planned)
     {
-        var builds = new (string Tag, int Group, int Regs)[] { ("g1r232", 1, 232), ("g2r232", 2, 232), ("g1r240", 1, 240), ("g2r240", 2, 240) };
+        var builds = new (string Tag, int Group, int Regs, int Store)[] { ("base", 1, 232, 0), ("store", 1, 232, 1), ("store-r240", 1, 240, 1) };
         var plans = new List<GemmPlan> { planned };
         if (m >= 1024)
             foreach (var (mt, wn) in new[] { (256, 2), (128, 4) })
@@ -205,9 +206,9 @@ public static class GpuGemmSuite
         foreach (var p in plans)
         {
             var parts = new List<string>();
-            foreach (var (tag, group, regs) in builds)
+            foreach (var (tag, group, regs, store) in builds)
             {
-                using var g = new W4A8Gemm(kernels, ctx) { WsGroup = group, WsRegs = regs };
+                using var g = new W4A8Gemm(kernels, ctx) { WsGroup = group, WsRegs = regs, WsStore = store };
                 foreach (var o in ops) g.Run(stream, x8g, ts, o, y, m, p); // modules loaded, TMA maps encoded
                 double t = Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % ops.Count], y, m, p));
                 parts.Add(string.Create(CultureInfo.InvariantCulture, $"{tag} {t:F1}"));

@@ -16,8 +16,8 @@ public sealed class W4A8Gemm : IDisposable
         public int M, N, K, KBlocksPerSplit, Splits, GroupM;
     }
 
-    /// <summary>W4A8GemmWs.cu's parameters: three TMA descriptors first (64-byte aligned in the kernel).</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 512)]
+    /// <summary>W4A8GemmWs.cu's parameters: three TMA descriptors first, the output's last (64-byte aligned in the kernel).</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 640)]
     internal unsafe struct WsParams
     {
         [FieldOffset(0)] public fixed byte ActMap[128];
@@ -37,6 +37,7 @@ public sealed class W4A8Gemm : IDisposable
         [FieldOffset(456)] public int Splits;
         [FieldOffset(460)] public int GroupM;
         [FieldOffset(464)] public int Flags;
+        [FieldOffset(512)] public fixed byte YMap[128];
     }
 
     readonly KernelCache kernels;
@@ -111,6 +112,13 @@ public sealed class W4A8Gemm : IDisposable
     /// <summary>Consumer registers of the warp-specialized kernel (define W4A8_WS_REGS): 232 (producer 40) or 240 (producer 24).</summary>
     public int WsRegs { get; init; } = DefaultWsRegs;
     public static int DefaultWsRegs { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_REGS") == "240" ? 240 : 232;
+    /// <summary>
+    /// Warp-specialized epilogue (define W4A8_WS_STORE): 0 = bf16 scalar stores from registers, 1 = through shared memory
+    /// (stmatrix) and TMA bulk stores that drain while the next tile's main loop runs. Same bits. NIBBLE_W4A8_WS_STORE=1
+    /// selects 1 for a process.
+    /// </summary>
+    public int WsStore { get; init; } = DefaultWsStore;
+    public static int DefaultWsStore { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_STORE") == "1" ? 1 : 0;
     /// <summary>Benchmark diagnostic only: the warp-specialized kernel skips its epilogue (Y is NOT written) to time the main loop.</summary>
     public static bool WsSkipEpilogue { get; set; }
 
@@ -131,6 +139,7 @@ public sealed class W4A8Gemm : IDisposable
         if (WsPrefetch != 0) d.Add($"W4A8_WS_PREFETCH={WsPrefetch}");
         if (WsGroup != 1) d.Add($"W4A8_WS_GROUP={WsGroup}");
         if (WsRegs != 232) d.Add($"W4A8_WS_REGS={WsRegs}");
+        if (WsStore != 0) d.Add($"W4A8_WS_STORE={WsStore}");
         return [.. d];
     }
 
@@ -175,9 +184,10 @@ public sealed class W4A8Gemm : IDisposable
             if (WsTensorMapWeights) wp.Flags |= 1;
             if (WsRotateK) wp.Flags |= 2;
             if (WsSkipEpilogue) wp.Flags |= 4;
-            SetMaps(ref wp, x8.Pointer, m, w, pl.MT, 4 * pl.WN);
+            SetMaps(ref wp, x8.Pointer, m, w, pl.MT, 4 * pl.WN, WsStore == 1 ? y.Pointer : 0);
             // Persistent: one CTA per SM loops over the (tile, split) work units.
-            f.Launch(stream, ((uint)Math.Min((long)pl.Ctas * pl.Splits, context.MultiprocessorCount), 1, 1), (uint)pl.W4A8Threads, wp, pl.W4A8SharedBytes);
+            f.Launch(stream, ((uint)Math.Min((long)pl.Ctas * pl.Splits, context.MultiprocessorCount), 1, 1), (uint)pl.W4A8Threads, wp,
+                (uint)GemmPlan.WsSharedBytes(pl.MT, pl.WN / 2, WsStore == 1));
             return;
         }
         var p = new Params
@@ -206,8 +216,10 @@ public sealed class W4A8Gemm : IDisposable
     /// [N/16][K] with a 1 KB × <paramref name="slabs"/> box (the two 512-byte k-blocks of a group per slab, unswizzled, the
     /// layout the consumers read); σ pairs as u64 [N/16][K/64] with a 16 B × slabs box.
     /// </summary>
-    unsafe void SetMaps(ref WsParams p, ulong x8, int m, W4A8GemmOperands w, int tokens, int slabs)
+    unsafe void SetMaps(ref WsParams p, ulong x8, int m, W4A8GemmOperands w, int tokens, int slabs, ulong y)
     {
+        // The output (W4A8_WS_STORE): y [M][N] bf16 moved as u16, 64 rows of N × 32 tokens per box, 128-byte swizzle.
+        if (y != 0) fixed (byte* o = p.YMap) Map(o, y, Driver.TensorMapUint16, w.N, m, (long)w.N * 2, 64, 32, swizzle: true);
         fixed (byte* a = p.ActMap) Map(a, x8, Driver.TensorMapUint8, w.K, m, w.K, 128, tokens, swizzle: true);
         fixed (byte* b = p.WeightMap) Map(b, w.WeightTiled.Pointer, Driver.TensorMapUint64, w.K, w.N / 16, (long)w.K * 8, 128, slabs, swizzle: false);
         fixed (byte* c = p.SigmaMap) Map(c, w.SigmaTiled.Pointer, Driver.TensorMapUint64, w.K / 64, w.N / 16, (long)w.K / 8, 2, slabs, swizzle: false);

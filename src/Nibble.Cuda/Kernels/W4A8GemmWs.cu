@@ -49,6 +49,13 @@
 #ifndef W4A8_WS_REGS
 #define W4A8_WS_REGS 232
 #endif
+// W4A8_WS_STORE 1: the bf16 tile leaves through shared memory and TMA stores (stmatrix.trans into 32-token x 64-row
+//   boxes with the 128-byte swizzle, double-buffered per consumer warpgroup, one bulk store per box issued by one
+//   thread) instead of scalar global stores: the consumers go on to the next tile while the copy engine drains the
+//   output, and rows past M are clipped by the tensor map. Same values, same bits.
+#ifndef W4A8_WS_STORE
+#define W4A8_WS_STORE 0
+#endif
 #define W4A8_WS_STR2(x) #x
 #define W4A8_WS_STR(x) W4A8_WS_STR2(x)
 
@@ -67,8 +74,9 @@ struct alignas(64) W4A8WsParams {
     int flags;                 // bit 0: weights and sigma through wmap/smap (3 TMA ops per stage) instead of 1-D bulk copies;
                                // bit 1: rotate each n-tile's k order (spreads concurrent activation reads over L2);
                                // bit 2: benchmark diagnostic, no epilogue at all (output not written: times the main loop)
+    TmaDesc ymap;              // y [M][N] bf16 as u16: box {64 rows of N, 32 tokens}, SWIZZLE_128B (W4A8_WS_STORE 1 only)
 };
-static_assert(sizeof(W4A8WsParams) == 512, "W4A8WsParams must match W4A8Gemm.cs");
+static_assert(sizeof(W4A8WsParams) == 640, "W4A8WsParams must match W4A8Gemm.cs");
 
 __device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory");
@@ -97,6 +105,18 @@ __device__ __forceinline__ void tma_load_2d(u32 dst, const TmaDesc* map, int c0,
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
                  :: "r"(dst), "l"((u64)map), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
+// 2-D TMA tile store shared -> global (c0 = innermost coordinate, c1 = row), tracked by this thread's bulk groups.
+__device__ __forceinline__ void tma_store_2d(const TmaDesc* map, u32 src, int c0, int c1) {
+    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];"
+                 :: "l"((u64)map), "r"(c0), "r"(c1), "r"(src) : "memory");
+}
+// Four 8x8 b16 matrices, each stored transposed: register i of lane L holds (row L/4, columns 2(L%4), +1) of matrix i;
+// lanes 8i..8i+7 give the addresses of matrix i's memory rows (= its columns).
+__device__ __forceinline__ void stmatrix_x4_trans(u32 addr, u32 r0, u32 r1, u32 r2, u32 r3) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};"
+                 :: "r"(addr), "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
+}
+__device__ __forceinline__ u32 pack_bf16(float lo, float hi) { return (u32)f32_to_bf16(lo) | ((u32)f32_to_bf16(hi) << 16); }
 struct alignas(16) f32x4 { float x, y, z, w; };
 __device__ __forceinline__ void stg_f32x4(float* p, float a, float b, float c, float d) {
     asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" :: "l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
@@ -123,6 +143,8 @@ __device__ __forceinline__ u64 sw128_desc(u32 addr) {
     return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)1 << 16) | ((u64)(1024u >> 4) << 32) | ((u64)1 << 62);
 }
 __device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, 256;" ::: "memory"); }
+// One consumer warpgroup (named barriers 2 and 3).
+__device__ __forceinline__ void wg_sync(int cw) { asm volatile("bar.sync %0, 128;" :: "r"(2 + cw) : "memory"); }
 
 // MS m64 slices per consumer warpgroup (CTA rows = 128*MS), NTOK tokens per CTA (= wgmma N), one 128-k group per stage.
 template <int MS, int NTOK>
@@ -134,11 +156,15 @@ struct WsShape {
     static constexpr int S_BYTES = SLABS * 16;
     static constexpr int TX_BYTES = ACT_BYTES + W_BYTES + S_BYTES;
     static constexpr int STAGE = (TX_BYTES + 1023) / 1024 * 1024;
-    // As deep as 216 KB allows (up to 16): at mid M the ring is what keeps the weight stream in flight.
-    static constexpr int STAGES = (216 * 1024) / STAGE < 16 ? (216 * 1024) / STAGE : 16;
+    // W4A8_WS_STORE: per consumer warpgroup two buffers of MS boxes (32 tokens x 128 bytes), after the tail.
+    static constexpr int EPI = W4A8_WS_STORE ? 2 * 2 * MS * 4096 : 0;
+    // As deep as 216 KB allows (224 KB less the output buffers with W4A8_WS_STORE; up to 16): at mid M the ring is what
+    // keeps the weight stream in flight.
+    static constexpr int RING = W4A8_WS_STORE ? 224 * 1024 - 3072 - EPI : 216 * 1024;
+    static constexpr int STAGES = RING / STAGE < 16 ? RING / STAGE : 16;
     // Tail: 2*STAGES mbarriers (<= 256 B), the split-K ticket at +256, the tile's token scales at +512 (NTOK floats);
-    // plus 1 KB to align the ring to 1024 (the 128-byte swizzle atom).
-    static constexpr int SMEM = STAGES * STAGE + 2048 + 1024;
+    // then the output buffers (1024-aligned); plus 1 KB to align the ring to 1024 (the 128-byte swizzle atom).
+    static constexpr int SMEM = STAGES * STAGE + 2048 + EPI + 1024;
 };
 
 // Work unit w (persistent loop): split = w / tiles, tile = w % tiles, tiles in Triton's GROUP_M raster so that CTAs
@@ -363,6 +389,10 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
     Lut lut[MS][2];
     u32x4 wv[MS][2];
     int it = 0;
+#if W4A8_WS_STORE == 1
+    int epiIt = 0;                              // output chunks written so far (buffer = epiIt & 1)
+    const bool storeLeader = (ct & 127) == 0;   // the thread of each consumer warpgroup that issues its bulk stores
+#endif
 #pragma unroll 1
     for (int w = blockIdx.x; w < work; w += gridDim.x) {
         const WsTile t = ws_tile<NTOK, S::ROWS>(p, w);
@@ -476,6 +506,52 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
             consumer_sync(); // the token scales staged above are visible
         }
 #endif
+#if W4A8_WS_STORE == 1
+        // acc[4j + r] -> row nA + 8*(r>>1), token 8j + 2*tig + (r&1) is exactly stmatrix's fragment of the 8x8 matrix
+        // (rows n, columns tokens); stored transposed, each memory row is one token's 8 consecutive n (16 bytes).
+        // Per 32-token chunk: wait until the bulk store that last read this buffer is done, write the MS boxes, fence the
+        // generic -> async proxy, and one thread issues the stores. Lane L addresses row L%8 of matrix L/8 (token group
+        // (L/8)/2 of the j pair, row half (L/8)%2); the 16-byte column chunk is XOR-swizzled with the row (SWIZZLE_128B).
+        {
+            const u32 epi = barBase + 2048u + (u32)cw * (2u * MS * 4096u);
+            const int mi = lane >> 3, mr = lane & 7;
+            const u32 laneOff = (u32)(8 * (mi >> 1) + mr) * 128u + ((u32)((warp * 2 + (mi & 1)) ^ mr) << 4);
+            float cA[MS], cB[MS];
+#pragma unroll
+            for (int ms = 0; ms < MS; ++ms) {
+                const int nA = rowBase + ((cw * MS + ms) * 4 + warp) * 16;
+                cA[ms] = p.channelScale[nA];
+                cB[ms] = p.channelScale[nA + 8];
+            }
+#pragma unroll
+            for (int c = 0; c < NTOK / 32; ++c, ++epiIt) {
+                const u32 buf = epi + (u32)(epiIt & 1) * (MS * 4096u);
+                if (storeLeader) asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
+                wg_sync(cw);
+#pragma unroll
+                for (int ms = 0; ms < MS; ++ms)
+#pragma unroll
+                    for (int jj = 0; jj < 2; ++jj) {
+                        const int j0 = 4 * c + 2 * jj, mA = 8 * j0 + 2 * tig, mB = mA + 8;
+                        const float t00 = tsm[mA], t01 = tsm[mA + 1], t10 = tsm[mB], t11 = tsm[mB + 1];
+                        const float* a = acc[ms];
+                        stmatrix_x4_trans(buf + ms * 4096u + 2u * 8u * 128u * (u32)jj + laneOff,
+                                          pack_bf16(cA[ms] * (t00 * a[4 * j0]), cA[ms] * (t01 * a[4 * j0 + 1])),
+                                          pack_bf16(cB[ms] * (t00 * a[4 * j0 + 2]), cB[ms] * (t01 * a[4 * j0 + 3])),
+                                          pack_bf16(cA[ms] * (t10 * a[4 * j0 + 4]), cA[ms] * (t11 * a[4 * j0 + 5])),
+                                          pack_bf16(cB[ms] * (t10 * a[4 * j0 + 6]), cB[ms] * (t11 * a[4 * j0 + 7])));
+                    }
+                asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                wg_sync(cw);
+                if (storeLeader) {
+#pragma unroll
+                    for (int ms = 0; ms < MS; ++ms)
+                        tma_store_2d(&p.ymap, buf + ms * 4096u, t.nt * S::ROWS + (cw * MS + ms) * 64, m0 + 32 * c);
+                    asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+                }
+            }
+        }
+#else
         // acc[4j + r] -> row nA + 8*(r>>1), token 8j + 2*tig + (r&1): one row pointer per thread, 8j*N steps, and no
         // bounds checks for tiles wholly inside M (ncu: per-element address math and checks were ~20% of samples).
         const bool whole = m0 + NTOK <= p.M;
@@ -524,7 +600,11 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
             }
 #endif
         }
+#endif
     }
+#if W4A8_WS_STORE == 1
+    if (storeLeader) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); // the output is written before the CTA ends
+#endif
 }
 
 // 384 threads, one persistent CTA per SM (grid = min(work units, SMs); the register cap at entry is what setmaxnreg redistributes: 128*40 + 256*232 <= 64K).

@@ -62,6 +62,7 @@ static partial class Driver
         ulong* globalDim, ulong* globalStrides, uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
     // CUtensorMap enums used by Nibble (cuda.h).
     public const int TensorMapUint8 = 0;
+    public const int TensorMapUint16 = 1;
     public const int TensorMapUint64 = 4;
     public const int TensorMapSwizzleNone = 0;
     public const int TensorMapInterleaveNone = 0;
