@@ -192,7 +192,7 @@ public static class GpuGemmSuite
     static void WsVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, int m, int n, int k, DeviceBuffer<byte> x8g, DeviceBuffer<float> ts,
         List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, GemmPlan planned)
     {
-        var builds = new (string Tag, int Group, int Regs, int Store, int Cluster)[] { ("base", 1, 232, 0, 1), ("store", 1, 232, 1, 1), ("store-c2", 1, 232, 1, 2), ("store-c2-66", 1, 232, 1, 3) };
+        var builds = new (string Tag, int Group, int Regs, int Store, int Cluster)[] { ("base", 1, 232, 0, 1), ("store", 1, 232, 1, 1), ("store-c2", 1, 232, 1, 2), ("c2", 1, 232, 0, 2) };
         var plans = new List<GemmPlan> { planned };
         if (m >= 1024)
             foreach (var (mt, wn) in new[] { (256, 2), (128, 4) })
@@ -208,19 +208,12 @@ public static class GpuGemmSuite
             var parts = new List<string>();
             foreach (var (tag, group, regs, store, cluster) in builds)
             {
-                if (cluster >= 2 && !(GemmPlan.HasClusterInstance(p.MT, p.WN / 2) && p.NTiles % 2 == 0)) continue;
-                // cluster 3 = 2 with the grid forced to SMs/2 clusters (diagnostic against the driver's co-residency answer)
-                var pc = p with { Cluster = Math.Min(cluster, 2) };
+                if (cluster == 2 && !(GemmPlan.HasClusterInstance(p.MT, p.WN / 2) && p.NTiles % 2 == 0)) continue;
+                var pc = p with { Cluster = cluster };
                 using var g = new W4A8Gemm(kernels, ctx) { WsGroup = group, WsRegs = regs, WsStore = store };
-                W4A8Gemm.WsClustersOverride = cluster == 3 ? ctx.MultiprocessorCount / 2 : null;
-                try
-                {
-                    foreach (var o in ops) g.Run(stream, x8g, ts, o, y, m, pc); // modules loaded, TMA maps encoded
-                    double t = Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % ops.Count], y, m, pc));
-                    string fit = cluster == 2 ? $" (driver: {g.MaxClusters(pc)} clusters)" : "";
-                    parts.Add(string.Create(CultureInfo.InvariantCulture, $"{tag} {t:F1}{fit}"));
-                }
-                finally { W4A8Gemm.WsClustersOverride = null; }
+                foreach (var o in ops) g.Run(stream, x8g, ts, o, y, m, pc); // modules loaded, TMA maps encoded
+                double t = Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % ops.Count], y, m, pc));
+                parts.Add(string.Create(CultureInfo.InvariantCulture, $"{tag} {t:F1}"));
             }
             Console.WriteLine($"#   ws variants M={m} N={n} K={k} [n{p.MT} wg{p.WN} s{p.Splits}{(p == planned ? " planned" : "")}]: {string.Join(" | ", parts)}");
         }

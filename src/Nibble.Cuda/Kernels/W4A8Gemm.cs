@@ -206,14 +206,8 @@ public sealed class W4A8Gemm : IDisposable
     }
 
     readonly Dictionary<(string, int), int> maxClusters = new();
-    /// <summary>Benchmark diagnostic: use this many clusters instead of the driver's co-residency answer.</summary>
-    public static int? WsClustersOverride { get; set; }
-    /// <summary>The clusters of <paramref name="plan"/>'s kernel that the driver says fit at once (diagnostics).</summary>
-    public int MaxClusters(GemmPlan plan) =>
-        MaxClusters(ModuleFor(plan.W4A8Source).Function(plan.W4A8Kernel), plan.Cluster, GemmPlan.WsSharedBytes(plan.MT, plan.WN / 2, WsStore == 1));
     int MaxClusters(CudaFunction f, int clusterSize, int smem)
     {
-        if (WsClustersOverride is { } o) return o;
         if (!maxClusters.TryGetValue((f.Name, smem), out int n))
         {
             n = f.MaxActiveClusters(clusterSize, 384, smem);
