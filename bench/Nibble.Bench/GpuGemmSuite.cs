@@ -42,7 +42,6 @@ public static class GpuGemmSuite
         if (Arg(args, "--ws-split") is { } wsSplit) W4A8Gemm.DefaultWsSplitLayout = int.Parse(wsSplit);
         if (Arg(args, "--ws-epi") is { } wsEpi) W4A8Gemm.DefaultWsPairedStores = int.Parse(wsEpi);
         if (Arg(args, "--ws-prefetch") is { } wsPf) W4A8Gemm.DefaultWsPrefetch = int.Parse(wsPf);
-        if (Arg(args, "--ws-group") is { } wsGroup) W4A8Gemm.DefaultWsGroup = int.Parse(wsGroup);
         if (Arg(args, "--ws-regs") is { } wsRegs) W4A8Gemm.DefaultWsRegs = int.Parse(wsRegs);
         bool wsVariants = args.Contains("--ws-variants");
         var sweep = Arg(args, "--ws-sweep") is { } sw ? sw.Split(',').Select(t => t.Split(':').Select(int.Parse).ToArray()).ToArray() : [];
@@ -174,7 +173,7 @@ public static class GpuGemmSuite
                 W4A8GemmDecode.ForceWn = wn;
                 try
                 {
-                    using var g = new W4A8Gemm(kernels, ctx) { DecodeUnguarded = version >= 6, DecodeLateRefill = version >= 7, DecodeF16Activations = version == 8, DecodeWideOnlyAbove16 = false };
+                    using var g = new W4A8Gemm(kernels, ctx) { DecodeUnguarded = version >= 6, DecodeLateRefill = version >= 7, DecodeF16Activations = version == 8, DecodeF16Auto = false, DecodeWideOnlyAbove16 = false };
                     var pl = g.Plan(m, n, k);
                     double t = Time(ctx, stream, it, i => g.Run(stream, x8, ts, ops[i % ops.Count], y, m, pl));
                     parts.Add(string.Create(CultureInfo.InvariantCulture, $"v{version} {(wn == 0 ? "planned " : "")}w{pl.WN} s{pl.Splits}: {t:F1}"));
@@ -187,12 +186,12 @@ public static class GpuGemmSuite
     /// <summary>
     /// --ws-variants: the planned warp-specialized tile (and, at M ≥ 1024, the two 128-accumulator tiles) timed with
     /// each build: scalar or TMA-store epilogue (W4A8_WS_STORE), consumer registers 232 or 240 (W4A8_WS_REGS). Console only.
-    /// (W4A8_WS_GROUP 2 was measured slower everywhere: ptxas serializes its wgmmas, C7513.)
+    /// (A W4A8_WS_GROUP 2 build, one wgmma group per 128-k stage, was measured slower everywhere and removed: ptxas serializes its wgmmas, C7513.)
     /// </summary>
     static void WsVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, int m, int n, int k, DeviceBuffer<byte> x8g, DeviceBuffer<float> ts,
         List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, GemmPlan planned)
     {
-        var builds = new (string Tag, int Group, int Regs, int Store)[] { ("base", 1, 232, 0), ("store", 1, 232, 1), ("store-r240", 1, 240, 1) };
+        var builds = new (string Tag, int Regs, int Store)[] { ("base", 232, 0), ("store", 232, 1), ("store-r240", 240, 1) };
         var plans = new List<GemmPlan> { planned };
         if (m >= 1024)
             foreach (var (mt, wn) in new[] { (256, 2), (128, 4) })
@@ -206,9 +205,9 @@ public static class GpuGemmSuite
         foreach (var p in plans)
         {
             var parts = new List<string>();
-            foreach (var (tag, group, regs, store) in builds)
+            foreach (var (tag, regs, store) in builds)
             {
-                using var g = new W4A8Gemm(kernels, ctx) { WsGroup = group, WsRegs = regs, WsStore = store };
+                using var g = new W4A8Gemm(kernels, ctx) { WsRegs = regs, WsStore = store };
                 foreach (var o in ops) g.Run(stream, x8g, ts, o, y, m, p); // modules loaded, TMA maps encoded
                 double t = Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % ops.Count], y, m, p));
                 parts.Add(string.Create(CultureInfo.InvariantCulture, $"{tag} {t:F1}"));

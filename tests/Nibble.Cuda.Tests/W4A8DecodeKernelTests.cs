@@ -59,10 +59,10 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
             var acc = problem.Exact(channelScale: Enumerable.Repeat(1f, n).ToArray()); // ts·Σ, no c'
 
             using var db = DeviceBuffer<float>.From(Gpu.Context, bias, Gpu.Stream);
-            using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = false, DecodeLateRefill = false, DecodeF16Activations = false };
-            using var gemmFast = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeLateRefill = false, DecodeF16Activations = false };
-            using var gemmLate = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeLateRefill = true, DecodeF16Activations = false };
-            using var gemmHalf = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeLateRefill = true, DecodeF16Activations = true };
+            using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = false, DecodeLateRefill = false, DecodeF16Activations = false, DecodeF16Auto = false };
+            using var gemmFast = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeLateRefill = false, DecodeF16Activations = false, DecodeF16Auto = false };
+            using var gemmLate = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeLateRefill = true, DecodeF16Activations = false, DecodeF16Auto = false };
+            using var gemmHalf = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeLateRefill = true, DecodeF16Activations = true, DecodeF16Auto = false };
             // 1, 2, 4 slabs per warp, each as v3, v6 (unguarded ring steps) and v7 (v6, refills after the MMAs) and v8 (v7 + f16 activations).
             foreach (var (mt, wn, ks) in new[] { (8, 1, 1), (8, 2, 1), (8, 4, 1), (16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 2, 1) })
             foreach (var g in new[] { gemm, gemmFast, gemmLate, gemmHalf })
@@ -121,13 +121,34 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
         Gpu.RequireHopper();
         using var problem = new W4A8Problem(new Random(m + n + k), m, n, k, minus8Rows: 1, adversarialScales: true);
         var expected = problem.Exact();
-        using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = unguarded, DecodeLateRefill = late, DecodeF16Activations = half, DecodeWideOnlyAbove16 = false };
+        using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = unguarded, DecodeLateRefill = late, DecodeF16Activations = half, DecodeF16Auto = false, DecodeWideOnlyAbove16 = false };
         var plan = gemm.Plan(m, n, k);
         Assert.True(plan.Mma, $"M={m} should plan the decode kernel, got {plan}");
         for (int rep = 0; rep < 2; rep++) // split-K tickets must reset themselves
         {
             var err = Reference.RelativeError(problem.RunPoisoned(gemm, plan), expected);
             output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan, unguarded, late, half)} splits={plan.Splits}: rel. error {err:E2}");
+            Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
+        }
+    }
+
+    // The default settings: v6 up to M = 8, v8 (f16 activation pass) above it on matrices of at least 100M weights.
+    [Theory]
+    [InlineData(8, "u")]
+    [InlineData(11, "h")]
+    public void The_default_decode_kernel_switches_to_f16_activations_above_M_8_on_large_matrices(int m, string suffix)
+    {
+        Gpu.RequireHopper();
+        const int n = 16384, k = 6144; // 100.7M weights
+        using var problem = new W4A8Problem(new Random(m * 31 + 5), m, n, k, minus8Rows: 1, adversarialScales: true);
+        var expected = problem.Exact();
+        using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context);
+        string kernel = gemm.KernelFor(m, n, k);
+        Assert.EndsWith(suffix, kernel);
+        for (int rep = 0; rep < 2; rep++)
+        {
+            var err = Reference.RelativeError(problem.RunPoisoned(gemm), expected);
+            output.WriteLine($"M={m} N={n} K={k} {kernel}: rel. error {err:E2}");
             Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
         }
     }

@@ -102,23 +102,17 @@ public sealed class W4A8Gemm : IDisposable
     /// </summary>
     public int WsPrefetch { get; init; } = DefaultWsPrefetch;
     public static int DefaultWsPrefetch { get; set; } = 0;
-    /// <summary>
-    /// Warp-specialized main loop (define W4A8_WS_GROUP): 1 = one wgmma group per 64-k block (two waits per stage),
-    /// 2 = one group per 128-k stage (one wait per stage, twice the A registers). Same bits. NIBBLE_W4A8_WS_GROUP=2
-    /// selects 2 for a process.
-    /// </summary>
-    public int WsGroup { get; init; } = DefaultWsGroup;
-    public static int DefaultWsGroup { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_GROUP") == "2" ? 2 : 1;
     /// <summary>Consumer registers of the warp-specialized kernel (define W4A8_WS_REGS): 232 (producer 40) or 240 (producer 24).</summary>
     public int WsRegs { get; init; } = DefaultWsRegs;
     public static int DefaultWsRegs { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_REGS") == "240" ? 240 : 232;
     /// <summary>
-    /// Warp-specialized epilogue (define W4A8_WS_STORE): 0 = bf16 scalar stores from registers, 1 = through shared memory
-    /// (stmatrix) and TMA bulk stores that drain while the next tile's main loop runs. Same bits. NIBBLE_W4A8_WS_STORE=1
-    /// selects 1 for a process.
+    /// Warp-specialized epilogue (define W4A8_WS_STORE): 1 (default) = through shared memory (stmatrix) and TMA bulk stores
+    /// that drain while the next tile's main loop runs, 0 = bf16 scalar stores from registers. Same bits. Two same-run H100
+    /// comparisons (bench/results/gemm-ws-store-h100-20261127.log): geometric mean 0.96× the time at 64 ≤ M ≤ 256, 0.95× at
+    /// M = 512–1024, 0.97× at M ≥ 2048. NIBBLE_W4A8_WS_STORE=0 selects 0 for a process.
     /// </summary>
     public int WsStore { get; init; } = DefaultWsStore;
-    public static int DefaultWsStore { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_STORE") == "1" ? 1 : 0;
+    public static int DefaultWsStore { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_STORE") == "0" ? 0 : 1;
     /// <summary>Benchmark diagnostic only: the warp-specialized kernel skips its epilogue (Y is NOT written) to time the main loop.</summary>
     public static bool WsSkipEpilogue { get; set; }
 
@@ -137,9 +131,8 @@ public sealed class W4A8Gemm : IDisposable
         if (WsSplitLayout != 0) d.Add($"W4A8_WS_SPLIT={WsSplitLayout}");
         if (WsPairedStores != 0) d.Add($"W4A8_WS_EPI={WsPairedStores}");
         if (WsPrefetch != 0) d.Add($"W4A8_WS_PREFETCH={WsPrefetch}");
-        if (WsGroup != 1) d.Add($"W4A8_WS_GROUP={WsGroup}");
         if (WsRegs != 232) d.Add($"W4A8_WS_REGS={WsRegs}");
-        if (WsStore != 0) d.Add($"W4A8_WS_STORE={WsStore}");
+        if (WsStore != 1) d.Add($"W4A8_WS_STORE={WsStore}");
         return [.. d];
     }
 
@@ -149,7 +142,7 @@ public sealed class W4A8Gemm : IDisposable
     {
         if (plans.TryGetValue((m, n, k), out var p)) return p;
         p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, DecodeMaxM(n),
-            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeUnguarded, DecodeLateRefill, DecodeF16Activations) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
+            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeUnguarded, DecodeLateRefill, UseF16Activations(m, n, k)) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
         plans[(m, n, k)] = p;
         return p;
     }
@@ -272,10 +265,27 @@ public sealed class W4A8Gemm : IDisposable
     public bool DecodeF16Activations { get; init; } = DefaultDecodeF16Activations;
     public static bool DefaultDecodeF16Activations { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_V8") == "1";
 
+    /// <summary>
+    /// v8 without being asked for M &gt; 8 on matrices of at least 100M weights: there the f16 activation pass pays for
+    /// itself (same H100 run, bench/results/gemm-decode4-h100.log, M=16: 57344×8192 126 → 112 µs, 8192×28672 71 → 66,
+    /// 12288² 54 → 50, 28672×4096 43 → 41), while on smaller matrices and at M ≤ 8 its extra launch costs 2–3 µs.
+    /// NIBBLE_W4A8_DECODE_V8_AUTO=0 turns the rule off for a process.
+    /// </summary>
+    public bool DecodeF16Auto { get; init; } = DefaultDecodeF16Auto;
+    public static bool DefaultDecodeF16Auto { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_V8_AUTO") != "0";
+    /// <summary>The kernel <see cref="Run"/> launches for this problem (diagnostics and tests).</summary>
+    public string KernelFor(int m, int n, int k)
+    {
+        var pl = Plan(m, n, k);
+        return pl.Mma ? W4A8GemmDecode.KernelName(pl, DecodeUnguarded, DecodeLateRefill, UseF16Activations(m, n, k)) : pl.W4A8Kernel;
+    }
+    bool UseF16Activations(int m, int n, int k) => DecodeF16Activations || (DecodeF16Auto && m > 8 && (long)n * k >= 100_000_000);
+
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
     {
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeUnguarded, DecodeLateRefill, DecodeF16Activations);
+        bool f16 = UseF16Activations(m, w.N, w.K);
+        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeUnguarded, DecodeLateRefill || f16, f16);
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>

@@ -38,12 +38,6 @@
 #ifndef W4A8_WS_PREFETCH
 #define W4A8_WS_PREFETCH 0
 #endif
-// W4A8_WS_GROUP 2: one wgmma group per 128-k stage (both k-blocks converted, then 4 k32 steps, one commit, one wait)
-//   instead of one group per 64-k block: the consumer waits once per stage, and a whole stage of tensor work (not half)
-//   is in flight while the next stage converts. A registers double: 2 stages x MS x 16 (index 2*PAR + q).
-#ifndef W4A8_WS_GROUP
-#define W4A8_WS_GROUP 1
-#endif
 // W4A8_WS_REGS: the consumers' setmaxnreg; above 232 the producer warpgroup drops to 24 (128*24 + 256*240 <= 64K).
 //   240/24 is what CUTLASS switched to for tiles that spill at 232/40 (cutlass PR 2219).
 #ifndef W4A8_WS_REGS
@@ -54,7 +48,7 @@
 //   thread) instead of scalar global stores: the consumers go on to the next tile while the copy engine drains the
 //   output, and rows past M are clipped by the tensor map. Same values, same bits.
 #ifndef W4A8_WS_STORE
-#define W4A8_WS_STORE 0
+#define W4A8_WS_STORE 1
 #endif
 #define W4A8_WS_STR2(x) #x
 #define W4A8_WS_STR(x) W4A8_WS_STR2(x)
@@ -294,46 +288,6 @@ __device__ __forceinline__ void w4a8_ws_stage(float (&acc)[MS][NTOK / 2], u32 (&
     const int s = it % STAGES;
     const u32 stage = base + s * S::STAGE;
     if (!loaded) w4a8_ws_load<MS, NTOK>(lut, wv, base, barBase, it, cw, warp, lane, gid);
-#if W4A8_WS_GROUP == 2
-    static_assert(WAIT == 1 && NB == 4, "W4A8_WS_GROUP 2: one group in flight, 2 stages of A buffers");
-#pragma unroll
-    for (int q = 0; q < 2; ++q)
-#pragma unroll
-        for (int ms = 0; ms < MS; ++ms) {
-            u32* a = areg[2 * PAR + q][ms];
-            convert8(wv[ms][q].x, lut[ms][0], lut[ms][1], a[0], a[1]);
-            convert8(wv[ms][q].y, lut[ms][0], lut[ms][1], a[2], a[3]);
-            convert8(wv[ms][q].z, lut[ms][0], lut[ms][1], a[4], a[5]);
-            convert8(wv[ms][q].w, lut[ms][0], lut[ms][1], a[6], a[7]);
-        }
-    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-#pragma unroll
-    for (int q = 0; q < 2; ++q)
-#pragma unroll
-        for (int ks = 0; ks < 2; ++ks) {
-            const u64 desc = sw128_desc(stage + q * 64 + ks * 32);
-#pragma unroll
-            for (int ms = 0; ms < MS; ++ms) {
-                const u32* a = areg[2 * PAR + q][ms];
-                Wgmma<NTOK>::run(acc[ms], a[4 * ks], a[4 * ks + 1], a[4 * ks + 2], a[4 * ks + 3], desc, 1);
-            }
-        }
-    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-    if (next) w4a8_ws_load<MS, NTOK>(lut, wv, base, barBase, it + 1, cw, warp, lane, gid);
-    asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
-    // The previous stage's group (buffers 2*(PAR^1) + q) has completed: keep its registers alive (unmoved) until here.
-#pragma unroll
-    for (int q = 0; q < 2; ++q)
-#pragma unroll
-        for (int ms = 0; ms < MS; ++ms) {
-            u32* prev = areg[2 * (PAR ^ 1) + q][ms];
-            asm volatile("" : "+r"(prev[0]), "+r"(prev[1]), "+r"(prev[2]), "+r"(prev[3]), "+r"(prev[4]), "+r"(prev[5]), "+r"(prev[6]), "+r"(prev[7]));
-        }
-    if (!first) {
-        __syncwarp();
-        if (lane == 0) mbar_arrive(barBase + 8u * (STAGES + (it - 1) % STAGES));
-    }
-#else
 #pragma unroll
     for (int q = 0; q < 2; ++q) {
         const int buf = WAIT == 1 ? q : 2 * PAR + q;
@@ -370,7 +324,6 @@ __device__ __forceinline__ void w4a8_ws_stage(float (&acc)[MS][NTOK / 2], u32 (&
             if (lane == 0) mbar_arrive(barBase + 8u * (STAGES + (it - 1) % STAGES));
         }
     }
-#endif
 }
 
 template <int MS, int NTOK, int WAIT>
@@ -379,7 +332,7 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
     constexpr int STAGES = S::STAGES;
     const int ct = threadIdx.x - 128;
     const int cw = ct >> 7, warp = (ct >> 5) & 3, lane = ct & 31, gid = lane >> 2, tig = lane & 3;
-    constexpr int NACC = NTOK / 2, NB = 2 * WAIT * W4A8_WS_GROUP;
+    constexpr int NACC = NTOK / 2, NB = 2 * WAIT;
     volatile u32* ticket = (volatile u32*)(tail + 256);
     float* tsm = (float*)(tail + 512);
     const int mTiles = (p.M + NTOK - 1) / NTOK;
