@@ -28,9 +28,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,po
 el "kernels: $(grep -c registers "$OUT/kernels.txt") entries"; grep -iE "warn|error|serializ" "$OUT/kernels.txt" | head
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   eval timeout ${TEST_TIMEOUT:-240} dotnet "$G/cuda-tests/Nibble.Cuda.Tests.dll" -showLiveOutput -parallel none -reporter verbose ${TEST_FILTER:-} > "$OUT/tests.txt" 2>&1
-  rc=$?; el "tests rc=$rc"; grep -E "\[FAIL\]|Total:" "$OUT/tests.txt" | tail -25
-  # a hung or failing kernel variant is not worth timing (and a hang would eat the bench's time too)
-  if [ "$rc" != 0 ] && [ "${BENCH_IF_TESTS_PASS:-1}" = 1 ]; then SKIP_BENCH=1; el "bench skipped: tests rc=$rc"; fi
+  el "tests rc=$?"; grep -E "\[FAIL\]|Total:" "$OUT/tests.txt" | tail -25
 fi
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   timeout $(( ${GEMM_BUDGET_S:-230} + 60 )) dotnet "$G/bench/Nibble.Bench.dll" gemm --out "$OUT" --iters ${GEMM_ITERS:-10} --budget-s ${GEMM_BUDGET_S:-230} ${GEMM_ARGS:-} > "$OUT/gemm.log" 2>&1

@@ -185,13 +185,13 @@ public static class GpuGemmSuite
 
     /// <summary>
     /// --ws-variants: the planned warp-specialized tile (and, at M ≥ 1024, the two 128-accumulator tiles) timed with
-    /// each build: scalar or TMA-store epilogue (W4A8_WS_STORE), one CTA or two-CTA clusters (same tile, _c2). Console only.
+    /// each build: scalar or TMA-store epilogue (W4A8_WS_STORE), consumer registers 232 or 240 (W4A8_WS_REGS). Console only.
     /// (A W4A8_WS_GROUP 2 build, one wgmma group per 128-k stage, was measured slower everywhere and removed: ptxas serializes its wgmmas, C7513.)
     /// </summary>
     static void WsVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, int m, int n, int k, DeviceBuffer<byte> x8g, DeviceBuffer<float> ts,
         List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, GemmPlan planned)
     {
-        var builds = new (string Tag, int Store, int Cluster)[] { ("base", 0, 1), ("store", 1, 1), ("store-c2", 1, 2) };
+        var builds = new (string Tag, int Regs, int Store)[] { ("base", 232, 0), ("store", 232, 1), ("store-r240", 240, 1) };
         var plans = new List<GemmPlan> { planned };
         if (m >= 1024)
             foreach (var (mt, wn) in new[] { (256, 2), (128, 4) })
@@ -205,13 +205,11 @@ public static class GpuGemmSuite
         foreach (var p in plans)
         {
             var parts = new List<string>();
-            foreach (var (tag, store, cluster) in builds)
+            foreach (var (tag, regs, store) in builds)
             {
-                if (cluster == 2 && !(GemmPlan.HasClusterInstance(p.MT, p.WN / 2) && p.NTiles % 2 == 0)) continue;
-                var pc = p with { Cluster = cluster };
-                using var g = new W4A8Gemm(kernels, ctx) { WsStore = store };
-                foreach (var o in ops) g.Run(stream, x8g, ts, o, y, m, pc); // modules loaded, TMA maps encoded
-                double t = Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % ops.Count], y, m, pc));
+                using var g = new W4A8Gemm(kernels, ctx) { WsRegs = regs, WsStore = store };
+                foreach (var o in ops) g.Run(stream, x8g, ts, o, y, m, p); // modules loaded, TMA maps encoded
+                double t = Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % ops.Count], y, m, p));
                 parts.Add(string.Create(CultureInfo.InvariantCulture, $"{tag} {t:F1}"));
             }
             Console.WriteLine($"#   ws variants M={m} N={n} K={k} [n{p.MT} wg{p.WN} s{p.Splits}{(p == planned ? " planned" : "")}]: {string.Join(" | ", parts)}");

@@ -61,20 +61,6 @@ public sealed class CudaFunction
         return n;
     }
 
-    /// <summary>
-    /// Clusters of this kernel (cluster size compiled in with __cluster_dims__) that fit on the device at once, for
-    /// <paramref name="clusterSize"/>-CTA clusters of <paramref name="blockSize"/> threads and the given dynamic shared memory.
-    /// </summary>
-    public int MaxActiveClusters(int clusterSize, int blockSize, int dynamicSharedBytes)
-    {
-        context.Bind();
-        if (dynamicSharedBytes > 48 * 1024)
-            CudaException.Check(Driver.cuFuncSetAttribute(Handle, Driver.FuncAttrMaxDynamicShared, dynamicSharedBytes), $"cuFuncSetAttribute({Name})");
-        var config = new Driver.LaunchConfig { GridX = (uint)clusterSize, GridY = 1, GridZ = 1, BlockX = (uint)blockSize, BlockY = 1, BlockZ = 1, SharedBytes = (uint)dynamicSharedBytes };
-        CudaException.Check(Driver.cuOccupancyMaxActiveClusters(out var n, Handle, config), $"cuOccupancyMaxActiveClusters({Name})");
-        return n;
-    }
-
     int Attr(int a)
     {
         CudaException.Check(Driver.cuFuncGetAttribute(out var v, a, Handle), $"cuFuncGetAttribute({Name})");

@@ -160,8 +160,6 @@ public class W4A8KernelTests(ITestOutputHelper output)
     [InlineData(301, 512, 512, 256, 2, 1)]
     [InlineData(1001, 384, 384, 128, 2, 2)]
     [InlineData(4099, 1024, 256, 256, 2, 2)] // 272 work units over at most 132 CTAs
-    [InlineData(777, 512, 512, 128, 4, 1)]
-    [InlineData(2049, 1024, 384, 128, 2, 1)]
     public void Warp_specialized_builds_split_K_epilogue_prefetch_registers_and_TMA_store_give_the_same_bits(int m, int n, int k, int mt, int wn, int splits)
     {
         Gpu.RequireHopper();
@@ -182,21 +180,6 @@ public class W4A8KernelTests(ITestOutputHelper output)
                 Assert.True(err <= 2.5e-3, $"relative error {err:E3} > 2.5e-3 (layout {layout}, paired {paired}, prefetch {prefetch}, regs {regs}, store {store})");
                 if (first is null) first = got;
                 else Assert.True(first.AsSpan().SequenceEqual(got), $"split layout {layout} / paired stores {paired} / prefetch {prefetch} / regs {regs} / store {store} changed output bits");
-            }
-        }
-        // Two-CTA clusters (one activation tile multicast to neighbouring n-tiles), where the tile has a _c2 instance.
-        if (GemmPlan.HasClusterInstance(plan.MT, plan.WN / 2) && plan.NTiles % 2 == 0)
-        {
-            var clustered = plan with { Cluster = 2 };
-            foreach (int store in new[] { 0, 1 })
-            {
-                using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { WsStore = store };
-                for (int rep = 0; rep < 2; rep++)
-                {
-                    var got = problem.RunPoisoned(gemm, clustered);
-                    if (rep == 0) output.WriteLine($"ws M={m} N={n} K={k} {clustered.W4A8Kernel} splits={plan.Splits} store={store} rel. Frobenius error {Reference.RelativeError(got, expected):E2}");
-                    Assert.True(first!.AsSpan().SequenceEqual(got), $"the two-CTA cluster kernel (store {store}, rep {rep}) changed output bits");
-                }
             }
         }
     }

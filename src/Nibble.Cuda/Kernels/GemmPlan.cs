@@ -9,8 +9,7 @@ namespace Nibble.Cuda.Kernels;
 /// <remarks><c>Ws</c>: the warp-specialized W4A8 kernel (W4A8GemmWs.cu, M &gt; 32): WN = 64-row slices per CTA (2 or 4),
 /// KS = wgmma groups kept in flight (only 1 is built: 2 was serialized by ptxas), 384 threads, one 128-wide k group
 /// per stage.</remarks>
-public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM, bool Mma = false, bool Ws = false,
-    int Cluster = 1)
+public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int KBlocksPerSplit, int MTiles, int NTiles, int GroupM, bool Mma = false, bool Ws = false)
 {
     public const int TargetCtasPerSm = 4;
     /// <summary>k-blocks per stage (and weight ring depth 8) of the M > 32 wgmma kernels; 4 was v2's setting.</summary>
@@ -19,7 +18,7 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
 
     /// <summary>Dynamic shared memory of the W4A8 kernel: 3 stages of MT tokens × 64·KS bytes.</summary>
     public uint W4A8SharedBytes => Mma ? 0 : Ws ? (uint)WsSharedBytes(MT, WN / 2) : (uint)(3 * MT * 64 * KS);
-    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w{WN}" : Ws ? $"w4a8_ws_n{MT}_r{WN / 2}_w{KS}{(Cluster > 1 ? "_c2" : "")}" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
+    public string W4A8Kernel => Mma ? $"w4a8_mma_m{MT}_w{WN}" : Ws ? $"w4a8_ws_n{MT}_r{WN / 2}_w{KS}" : $"w4a8_gemm_n{MT}_wg{WN}_ks{KS}";
     public string W4A8Source => Mma ? "W4A8GemmMma.cu" : Ws ? "W4A8GemmWs.cu" : "W4A8Gemm.cu";
     public int W4A8Threads => Mma ? 128 : Ws ? 384 : 128 * WN;
     /// <summary>Whether the W4A8 kernel of this plan reads x8 in GEMM order (wgmma) or natural order (mma.sync).</summary>
@@ -114,15 +113,6 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
     public static int WsModel { get; set; } = 2;
     /// <summary>Test/bench override of the warp-specialized shape: (token tile, WN); null = cost model.</summary>
     public static (int MT, int WN)? WsForce { get; set; }
-    /// <summary>
-    /// Whether <see cref="ChooseWs"/> may pick the two-CTA cluster instances (<c>_c2</c>: neighbouring n-tiles share one
-    /// multicast activation tile, halving the L2 → SM activation bytes). NIBBLE_W4A8_WS_CLUSTER=0/1 sets it for a process.
-    /// </summary>
-    public static bool WsClusters { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_CLUSTER") == "1";
-    /// <summary>Test/bench override of the cluster size (1 or 2; 2 needs a built _c2 tile and an even number of n-tiles); null = cost model.</summary>
-    public static int? WsForceCluster { get; set; }
-    /// <summary>Token tile and m64 slices of the built two-CTA cluster instances.</summary>
-    public static bool HasClusterInstance(int mt, int ms) => (mt, ms) is (128, 1) or (256, 1) or (128, 2);
     /// <summary>Test/bench override of the warp-specialized split-K factor (must divide the 128-wide groups into equal-size splits but the last); null = cost model.</summary>
     public static int? WsForceSplits { get; set; }
 
@@ -157,18 +147,11 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
                 if (splits != s || (WsForceSplits is { } fs && s != fs)) continue;
                 if (model == 2)
                 {
-                    foreach (int cl in new[] { 1, 2 })
+                    double us = WsCostMicroseconds(mt, ms, tiles, gps, splits, sms);
+                    if (us < bestCost * 0.98)
                     {
-                        bool clusterOk = HasClusterInstance(mt, ms) && nTiles % 2 == 0 && (WsClusters || WsForceCluster == 2);
-                        if (cl == 2 && !clusterOk) continue;
-                        if (WsForceCluster == 1 && cl == 2) continue;
-                        if (WsForceCluster == 2 && cl == 1 && clusterOk) continue; // forced: clusters wherever a tile can take them
-                        double us = WsCostMicroseconds(mt, ms, tiles, gps, splits, sms, cl);
-                        if (us < bestCost * 0.98)
-                        {
-                            bestCost = us;
-                            best = new GemmPlan(mt, 2 * ms, 1, splits, gps * 2, mTiles, nTiles, 8, Mma: false, Ws: true, Cluster: cl);
-                        }
+                        bestCost = us;
+                        best = new GemmPlan(mt, 2 * ms, 1, splits, gps * 2, mTiles, nTiles, 8, Mma: false, Ws: true);
                     }
                     continue;
                 }
@@ -202,9 +185,7 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
     /// 4 µs for a 256 × 128 tile) and, with split-K, the fp32 partial tile written and re-read (~38 GB/s per SM);
     /// the last unit of a tile also reads the other splits' partials (the reduce is serial within one CTA).
     /// </summary>
-    /// <remarks>Clusters of 2 (<paramref name="cluster"/>): each CTA reads half the activation tile from L2 (the other
-    /// half arrives by multicast); units run in pairs on the SM pairs.</remarks>
-    public static double WsCostMicroseconds(int mt, int ms, int tiles, int groupsPerSplit, int splits, int sms, int cluster = 1)
+    public static double WsCostMicroseconds(int mt, int ms, int tiles, int groupsPerSplit, int splits, int sms)
     {
         double chain = (mt, ms) switch
         {
@@ -214,7 +195,7 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
         int rows = 128 * ms;
         long units = (long)tiles * splits;
         double waves = Math.Ceiling((double)units / sms), active = Math.Min(units, sms);
-        double l2 = active * (mt * 128.0 / cluster + rows * 64.0) / 6.5e6;
+        double l2 = active * (mt * 128.0 + rows * 64.0) / 6.5e6;
         double stage = Math.Max(chain, l2);
         double epilogue = rows * mt * 2.0 / 16e3;
         double partial = rows * mt * 4.0 / 38e3;

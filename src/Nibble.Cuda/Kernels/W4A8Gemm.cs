@@ -177,16 +177,10 @@ public sealed class W4A8Gemm : IDisposable
             if (WsTensorMapWeights) wp.Flags |= 1;
             if (WsRotateK) wp.Flags |= 2;
             if (WsSkipEpilogue) wp.Flags |= 4;
-            int smem = GemmPlan.WsSharedBytes(pl.MT, pl.WN / 2, WsStore == 1);
-            // Clusters: each CTA's TMA box holds its share of the token rows (the rest arrives by multicast).
-            SetMaps(ref wp, x8.Pointer, m, w, pl.MT / pl.Cluster, 4 * pl.WN, WsStore == 1 ? y.Pointer : 0);
-            // Persistent: one CTA per SM loops over the (tile, split) work units; a cluster of 2 over pairs of n-tiles,
-            // with no more clusters than fit at once (a cluster left waiting would run its units after all others).
-            long units = (long)pl.Ctas * pl.Splits;
-            uint grid = pl.Cluster == 1
-                ? (uint)Math.Min(units, context.MultiprocessorCount)
-                : (uint)(pl.Cluster * Math.Min(units / pl.Cluster, MaxClusters(f, pl.Cluster, smem)));
-            f.Launch(stream, (grid, 1, 1), (uint)pl.W4A8Threads, wp, (uint)smem);
+            SetMaps(ref wp, x8.Pointer, m, w, pl.MT, 4 * pl.WN, WsStore == 1 ? y.Pointer : 0);
+            // Persistent: one CTA per SM loops over the (tile, split) work units.
+            f.Launch(stream, ((uint)Math.Min((long)pl.Ctas * pl.Splits, context.MultiprocessorCount), 1, 1), (uint)pl.W4A8Threads, wp,
+                (uint)GemmPlan.WsSharedBytes(pl.MT, pl.WN / 2, WsStore == 1));
             return;
         }
         var p = new Params
@@ -196,18 +190,6 @@ public sealed class W4A8Gemm : IDisposable
             M = m, N = w.N, K = w.K, KBlocksPerSplit = pl.KBlocksPerSplit, Splits = pl.Splits, GroupM = pl.GroupM,
         };
         f.Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), (uint)pl.W4A8Threads, p, pl.W4A8SharedBytes);
-    }
-
-    readonly Dictionary<(string, int), int> maxClusters = new();
-    int MaxClusters(CudaFunction f, int clusterSize, int smem)
-    {
-        if (!maxClusters.TryGetValue((f.Name, smem), out int n))
-        {
-            n = f.MaxActiveClusters(clusterSize, 384, smem);
-            if (n < 1) throw new InvalidOperationException($"{f.Name}: no {clusterSize}-CTA cluster with {smem} bytes of shared memory fits this GPU.");
-            maxClusters[(f.Name, smem)] = n;
-        }
-        return n;
     }
 
     /// <summary>Weights and σ through two TMA maps (3 copies per stage) rather than 2 bulk copies per 16-row slab.</summary>

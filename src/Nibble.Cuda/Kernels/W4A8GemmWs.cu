@@ -99,42 +99,6 @@ __device__ __forceinline__ void tma_load_2d(u32 dst, const TmaDesc* map, int c0,
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
                  :: "r"(dst), "l"((u64)map), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
-// Thread-block clusters (the _c2 instances): two CTAs on neighbouring weight-row tiles share one activation tile.
-__device__ __forceinline__ int cluster_rank() {
-    u32 r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-    return (int)r;
-}
-// All threads of both CTAs (not .aligned: the producer warp arrives from divergent code).
-__device__ __forceinline__ void cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
-}
-// Arrive on the mbarrier at the same shared-memory offset in the peer CTA `rank`. Default semantics (release at CTA
-// scope), as CUTLASS's ClusterBarrier::arrive: the consumers publish nothing the peer reads, they only say "my reads of
-// this slot are done"; a .release.cluster arrive costs a cluster-scope fence per call, and the first cluster build
-// (every consumer warp, twice per stage) ran 2.2-2.5x slower than one CTA.
-__device__ __forceinline__ void mbar_arrive_remote(u32 bar, int rank) {
-    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\nmbarrier.arrive.shared::cluster.b64 _, [ra];\n}"
-                 :: "r"(bar), "r"(rank) : "memory");
-}
-// 2-D TMA tile load multicast to the cluster CTAs in `mask`: the data and the complete_tx land at the same offsets
-// (dst, bar) in each of them.
-__device__ __forceinline__ void tma_load_2d_mc(u32 dst, const TmaDesc* map, int c0, int c1, u32 bar, u16 mask) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;"
-                 :: "r"(dst), "l"((u64)map), "r"(c0), "r"(c1), "r"(bar), "h"(mask) : "memory");
-}
-// A consumer warp frees ring slot `bar` (its empty barrier): in a cluster, in both CTAs, because the peer's producer
-// multicasts its half of the activation tile into this CTA's slot too.
-template <int CL>
-__device__ __forceinline__ void ws_release(u32 bar, int lane, int rank) {
-    __syncwarp();
-    if (lane == 0) {
-        mbar_arrive(bar);
-#pragma unroll
-        for (int r = 1; r < CL; ++r) mbar_arrive_remote(bar, (rank + r) % CL);
-    }
-}
-
 // 2-D TMA tile store shared -> global (c0 = innermost coordinate, c1 = row), tracked by this thread's bulk groups.
 __device__ __forceinline__ void tma_store_2d(const TmaDesc* map, u32 src, int c0, int c1) {
     asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];"
@@ -200,26 +164,25 @@ struct WsShape {
 // Work unit w (persistent loop): split = w / tiles, tile = w % tiles, tiles in Triton's GROUP_M raster so that CTAs
 // running at the same time share weights and activations in L2.
 struct WsTile { int mt, nt, split, gBegin, nSteps; };
-// In a cluster of CL CTAs, unit w covers CL neighbouring n-tiles of one m-tile; CTA `rank` takes n-tile CL*nt + rank.
-template <int NTOK, int ROWS, int CL>
-__device__ __forceinline__ WsTile ws_tile(const W4A8WsParams& p, int w, int rank) {
-    const int mTiles = (p.M + NTOK - 1) / NTOK, nTiles = p.N / (ROWS * CL), tiles = mTiles * nTiles;
+template <int NTOK, int ROWS>
+__device__ __forceinline__ WsTile ws_tile(const W4A8WsParams& p, int w) {
+    const int mTiles = (p.M + NTOK - 1) / NTOK, nTiles = p.N / ROWS, tiles = mTiles * nTiles;
     const int split = w / tiles, tile = w % tiles, perGroup = p.groupM * nTiles;
     const int gFirstM = (tile / perGroup) * p.groupM;
     const int gSize = min(mTiles - gFirstM, p.groupM);
     WsTile t;
     t.mt = gFirstM + (tile % perGroup) % gSize;
-    t.nt = ((tile % perGroup) / gSize) * CL + rank;
+    t.nt = (tile % perGroup) / gSize;
     t.split = split;
     t.gBegin = split * (p.kBlocksPerSplit >> 1);
     t.nSteps = min(p.K >> 7, t.gBegin + (p.kBlocksPerSplit >> 1)) - t.gBegin;
     return t;
 }
 
-template <int MS, int NTOK, int WAIT, int CL>
-__device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base, u32 barBase, u8* tail, int rank);
+template <int MS, int NTOK, int WAIT>
+__device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base, u32 barBase, u8* tail);
 
-template <int MS, int NTOK, int WAIT, int CL>
+template <int MS, int NTOK, int WAIT>
 __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
     using S = WsShape<MS, NTOK>;
     constexpr int STAGES = S::STAGES;
@@ -236,14 +199,12 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
 #pragma unroll 1
         for (int s = 0; s < STAGES; ++s) {
             mbar_init(barBase + 8u * s, 1);                 // full: the producer's arrive + the copies' bytes
-            mbar_init(barBase + 8u * (STAGES + s), 8 * CL); // empty: one arrive per consumer warp of each cluster CTA
+            mbar_init(barBase + 8u * (STAGES + s), 8);      // empty: one arrive per consumer warp
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     }
-    const int rank = CL > 1 ? cluster_rank() : 0;
-    if (CL > 1) cluster_sync(); // the peer's barriers are initialized before any multicast or remote arrive
-    else __syncthreads();
+    __syncthreads();
 
     if (threadIdx.x < 128) {
         // Producer warpgroup: gives registers to the consumers; one thread issues all copies, running ahead across
@@ -254,17 +215,16 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
 #endif
         if (threadIdx.x == 0) {
-            const int work = ((p.M + NTOK - 1) / NTOK) * (p.N / (S::ROWS * CL)) * p.splits;
+            const int work = ((p.M + NTOK - 1) / NTOK) * (p.N / S::ROWS) * p.splits;
             const int kBlocks = p.K >> 6, groups = p.K >> 7;
             int it = 0;
 #pragma unroll 1
-            for (int w = blockIdx.x / CL; w < work; w += gridDim.x / CL) {
-                const WsTile t = ws_tile<NTOK, S::ROWS, CL>(p, w, rank);
+            for (int w = blockIdx.x; w < work; w += gridDim.x) {
+                const WsTile t = ws_tile<NTOK, S::ROWS>(p, w);
                 // flags bit 1: start each n-tile's k walk at a different group, so that CTAs sharing one activation
                 // tile (all of them at M <= 256) do not read the same 32 KB at once. Measured: no effect (off by
                 // default); M = 256 stays at ~2 us per stage against 0.8 at M = 2048 for another reason.
-                // (Never in a cluster: both CTAs must walk k in the same order, since each loads half of every stage.)
-                const int rot = (p.flags & 2) && CL == 1 ? t.nt % t.nSteps : 0;
+                const int rot = (p.flags & 2) ? t.nt % t.nSteps : 0;
 #pragma unroll 1
                 for (int st = 0; st < t.nSteps; ++st, ++it) {
                     const int s = it % STAGES;
@@ -272,10 +232,7 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
                     const u32 stage = base + s * S::STAGE, full = barBase + 8u * s;
                     const int g = t.gBegin + (st + rot < t.nSteps ? st + rot : st + rot - t.nSteps);
                     mbar_expect_tx(full, S::TX_BYTES);
-                    if (CL == 1) tma_load_2d(stage, &p.act, g * 128, t.mt * NTOK, full);
-                    else // this CTA's share of the token rows, to every CTA of the cluster (box: NTOK / CL tokens)
-                        tma_load_2d_mc(stage + rank * (NTOK / CL) * 128, &p.act, g * 128, t.mt * NTOK + rank * (NTOK / CL), full,
-                                       (u16)((1u << CL) - 1));
+                    tma_load_2d(stage, &p.act, g * 128, t.mt * NTOK, full);
                     if (p.flags & 1) {
                         tma_load_2d(stage + S::ACT_BYTES, &p.wmap, g * 128, t.nt * S::SLABS, full);
                         tma_load_2d(stage + S::ACT_BYTES + S::W_BYTES, &p.smap, g * 2, t.nt * S::SLABS, full);
@@ -290,14 +247,10 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
                 }
             }
         }
-        // The producer threads just exit: an exiting thread no longer holds up barrier.cluster (PTX `exit`), and the
-        // consumers' closing cluster barrier keeps both CTAs (and their shared memory) alive until both are done.
     } else {
         // setmaxnreg acts only when each role is one branch of a single if/else (HOPPER.md; ptxas warning C7508).
         asm volatile("setmaxnreg.inc.sync.aligned.u32 " W4A8_WS_STR(W4A8_WS_REGS) ";");
-        w4a8_ws_consume<MS, NTOK, WAIT, CL>(p, base, barBase, tail, rank);
-        // Neither CTA of a cluster may exit while the other can still multicast into it or arrive on its barriers.
-        if (CL > 1) { __syncwarp(); cluster_sync(); }
+        w4a8_ws_consume<MS, NTOK, WAIT>(p, base, barBase, tail);
     }
 }
 
@@ -326,10 +279,10 @@ __device__ __forceinline__ void w4a8_ws_load(Lut (&lut)[MS][2], u32x4 (&wv)[MS][
 // `loaded`: lut/wv already hold this stage (prefetched by the previous stage). `next` (W4A8_WS_PREFETCH = 1): after
 // issuing the last wgmma group, and before waiting on the previous one, read the next stage of the same tile into
 // lut/wv, so that its smem loads and LUT build are off the decode -> wgmma chain (same arithmetic, same bits).
-template <int MS, int NTOK, int WAIT, int PAR, int NB, int CL>
+template <int MS, int NTOK, int WAIT, int PAR, int NB>
 __device__ __forceinline__ void w4a8_ws_stage(float (&acc)[MS][NTOK / 2], u32 (&areg)[NB][MS][8], Lut (&lut)[MS][2], u32x4 (&wv)[MS][2],
                                               u32 base, u32 barBase, int it, bool first, bool loaded, bool next,
-                                              int cw, int warp, int lane, int gid, int rank) {
+                                              int cw, int warp, int lane, int gid) {
     using S = WsShape<MS, NTOK>;
     constexpr int STAGES = S::STAGES;
     const int s = it % STAGES;
@@ -366,12 +319,15 @@ __device__ __forceinline__ void w4a8_ws_stage(float (&acc)[MS][NTOK / 2], u32 (&
             u32* prev = areg[done][ms];
             asm volatile("" : "+r"(prev[0]), "+r"(prev[1]), "+r"(prev[2]), "+r"(prev[3]), "+r"(prev[4]), "+r"(prev[5]), "+r"(prev[6]), "+r"(prev[7]));
         }
-        if (q == WAIT - 1 && !first) ws_release<CL>(barBase + 8u * (STAGES + (it - 1) % STAGES), lane, rank);
+        if (q == WAIT - 1 && !first) {
+            __syncwarp();
+            if (lane == 0) mbar_arrive(barBase + 8u * (STAGES + (it - 1) % STAGES));
+        }
     }
 }
 
-template <int MS, int NTOK, int WAIT, int CL>
-__device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base, u32 barBase, u8* tail, int rank) {
+template <int MS, int NTOK, int WAIT>
+__device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base, u32 barBase, u8* tail) {
     using S = WsShape<MS, NTOK>;
     constexpr int STAGES = S::STAGES;
     const int ct = threadIdx.x - 128;
@@ -380,7 +336,7 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
     volatile u32* ticket = (volatile u32*)(tail + 256);
     float* tsm = (float*)(tail + 512);
     const int mTiles = (p.M + NTOK - 1) / NTOK;
-    const int work = mTiles * (p.N / (S::ROWS * CL)) * p.splits;
+    const int work = mTiles * (p.N / S::ROWS) * p.splits;
     float acc[MS][NACC];
     u32 areg[NB][MS][8];
     Lut lut[MS][2];
@@ -391,8 +347,8 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
     const bool storeLeader = (ct & 127) == 0;   // the thread of each consumer warpgroup that issues its bulk stores
 #endif
 #pragma unroll 1
-    for (int w = blockIdx.x / CL; w < work; w += gridDim.x / CL) {
-        const WsTile t = ws_tile<NTOK, S::ROWS, CL>(p, w, rank);
+    for (int w = blockIdx.x; w < work; w += gridDim.x) {
+        const WsTile t = ws_tile<NTOK, S::ROWS>(p, w);
         const int m0 = t.mt * NTOK;
         // Stage this tile's token scales in shared memory (per-element global loads in the epilogue were a third of
         // all stall samples in ncu). The barrier keeps the previous tile's epilogue readers first.
@@ -405,16 +361,17 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
 #pragma unroll 1
         for (int st = 0; st < t.nSteps; st += 2) {
             const bool pf = W4A8_WS_PREFETCH == 1;
-            w4a8_ws_stage<MS, NTOK, WAIT, 0, NB, CL>(acc, areg, lut, wv, base, barBase, it + st, st == 0, pf && st > 0, pf && st + 1 < t.nSteps,
-                                                 cw, warp, lane, gid, rank);
+            w4a8_ws_stage<MS, NTOK, WAIT, 0, NB>(acc, areg, lut, wv, base, barBase, it + st, st == 0, pf && st > 0, pf && st + 1 < t.nSteps,
+                                                 cw, warp, lane, gid);
             if (st + 1 < t.nSteps)
-                w4a8_ws_stage<MS, NTOK, WAIT, 1, NB, CL>(acc, areg, lut, wv, base, barBase, it + st + 1, false, pf, pf && st + 2 < t.nSteps,
-                                                     cw, warp, lane, gid, rank);
+                w4a8_ws_stage<MS, NTOK, WAIT, 1, NB>(acc, areg, lut, wv, base, barBase, it + st + 1, false, pf, pf && st + 2 < t.nSteps,
+                                                     cw, warp, lane, gid);
         }
         it += t.nSteps;
         asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
         // The tile's last ring slot is free now: the producer refills it during this epilogue.
-        ws_release<CL>(barBase + 8u * (STAGES + (it - 1) % STAGES), lane, rank);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(barBase + 8u * (STAGES + (it - 1) % STAGES));
 
         if (p.flags & 4) continue; // diagnostic: main loop only
 
@@ -605,22 +562,9 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
 
 // 384 threads, one persistent CTA per SM (grid = min(work units, SMs); the register cap at entry is what setmaxnreg redistributes: 128*40 + 256*232 <= 64K).
 #define W4A8_WS_INSTANCE(MS, NTOK, WAIT) \
-    W4A8_GEMM_ENTRY(w4a8_ws_n##NTOK##_r##MS##_w##WAIT, (384, 1), const __grid_constant__ W4A8WsParams, (w4a8_ws_impl<MS, NTOK, WAIT, 1>))
+    W4A8_GEMM_ENTRY(w4a8_ws_n##NTOK##_r##MS##_w##WAIT, (384, 1), const __grid_constant__ W4A8WsParams, (w4a8_ws_impl<MS, NTOK, WAIT>))
 W4A8_WS_INSTANCE(1, 64, 1)
 W4A8_WS_INSTANCE(2, 64, 1)
 W4A8_WS_INSTANCE(1, 128, 1)
 W4A8_WS_INSTANCE(2, 128, 1)
 W4A8_WS_INSTANCE(1, 256, 1)
-// Clusters of two CTAs (neighbouring n-tiles, one activation tile multicast to both: half the L2 -> SM activation
-// bytes). The grid is a multiple of 2 and no larger than the clusters that fit at once (W4A8Gemm.cs).
-#if __CUDACC_VER_MAJOR__ >= 12
-#define W4A8_WS_CLUSTER2 __cluster_dims__(2, 1, 1)
-#else
-#define W4A8_WS_CLUSTER2 // NVRTC 11.8 local syntax check only (no sm_90a)
-#endif
-#define W4A8_WS_INSTANCE_C2(MS, NTOK, WAIT)                                                                        \
-    extern "C" __global__ void W4A8_WS_CLUSTER2 __launch_bounds__(384, 1)                                          \
-        w4a8_ws_n##NTOK##_r##MS##_w##WAIT##_c2(const __grid_constant__ W4A8WsParams p) { w4a8_ws_impl<MS, NTOK, WAIT, 2>(p); }
-W4A8_WS_INSTANCE_C2(1, 128, 1)
-W4A8_WS_INSTANCE_C2(2, 128, 1)
-W4A8_WS_INSTANCE_C2(1, 256, 1)

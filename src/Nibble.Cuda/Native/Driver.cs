@@ -71,15 +71,6 @@ static partial class Driver
     public const int TensorMapOobFillZero = 0;
 
     [LibraryImport(Lib)] public static partial int cuOccupancyMaxActiveBlocksPerMultiprocessor(out int numBlocks, IntPtr function, int blockSize, nuint dynamicSmemBytes);
-    /// <summary>CUlaunchConfig (cuda.h): grid, block, dynamic shared memory, stream, launch attributes.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct LaunchConfig
-    {
-        public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedBytes;
-        public IntPtr Stream, Attributes;
-        public uint AttributeCount;
-    }
-    [LibraryImport(Lib)] public static partial int cuOccupancyMaxActiveClusters(out int numClusters, IntPtr function, in LaunchConfig config);
 
     // CUdevice_attribute values used by Nibble (cuda.h).
     public const int AttrMaxSharedPerBlockOptin = 97;
