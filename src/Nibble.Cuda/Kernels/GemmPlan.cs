@@ -58,9 +58,10 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
             int splits = 1;
             double eff;
             if (ctas <= cap) { splits = Math.Clamp(cap / ctas, 1, Math.Max(1, groups / 2)); eff = 1; }
-            // The decode kernel streams weights: past one wave, slots refill as CTAs retire, so a partial last wave costs
-            // little (H100, 57344×8192 M=1: one slab per warp, 1.13 waves, 108 µs; two slabs in one wave, 118 µs).
-            else if (mma) eff = 1;
+            // The M ≤ 8 decode kernel streams weights: past one wave, slots refill as CTAs retire, so a partial last wave
+            // costs little (H100, 57344×8192 M=1: one slab per warp, 1.13 waves, 108 µs; two slabs in one wave, 118 µs).
+            // Not for the m32 tiles: there one slab per warp past a wave lost (57344×8192 M=32: 204 µs against 173).
+            else if (mma && mt == 8) eff = 1;
             else eff = ctas / (Math.Ceiling((double)ctas / cap) * cap);
             if (eff > bestEff + 1e-9)
             {
