@@ -49,7 +49,6 @@ public static class GpuGemmSuite
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         bool decodeVariants = args.Contains("--decode-variants");
         if (Arg(args, "--decode-unguarded") is { } ung) W4A8Gemm.DefaultDecodeUnguarded = ung != "0";
-        if (Arg(args, "--decode-v7") is { } v7) W4A8Gemm.DefaultDecodeLateRefill = v7 != "0";
         if (Arg(args, "--decode-v8") is { } v8) W4A8Gemm.DefaultDecodeF16Activations = v8 != "0";
         var clock = Stopwatch.StartNew();
 
@@ -162,18 +161,18 @@ public static class GpuGemmSuite
         return 0;
     }
 
-    /// <summary>--decode-variants: times the small-M kernels, v3, v6 (unguarded ring steps) v7 (v6, refills after the MMAs) and v8 (v7 + f16 activation pass), as planned and with 1 or 2 slabs per warp (console only).</summary>
+    /// <summary>--decode-variants: times the small-M kernels, v3, v6 (unguarded ring steps) and v8 (v6 with late refills + f16 activation pass), as planned and with 1 or 2 slabs per warp (console only).</summary>
     static void DecodeVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, DeviceBuffer<byte> x8, DeviceBuffer<float> ts,
         List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, int m, int n, int k)
     {
         var parts = new List<string>();
-        foreach (int version in new[] { 3, 6, 7, 8 })
+        foreach (int version in new[] { 3, 6, 8 })
             foreach (int wn in new[] { 0, 1, 2 })
             {
                 W4A8GemmDecode.ForceWn = wn;
                 try
                 {
-                    using var g = new W4A8Gemm(kernels, ctx) { DecodeUnguarded = version >= 6, DecodeLateRefill = version >= 7, DecodeF16Activations = version == 8, DecodeF16Auto = false, DecodeWideOnlyAbove16 = false };
+                    using var g = new W4A8Gemm(kernels, ctx) { DecodeUnguarded = version >= 6, DecodeF16Activations = version == 8, DecodeF16Auto = false, DecodeWideOnlyAbove16 = false };
                     var pl = g.Plan(m, n, k);
                     double t = Time(ctx, stream, it, i => g.Run(stream, x8, ts, ops[i % ops.Count], y, m, pl));
                     parts.Add(string.Create(CultureInfo.InvariantCulture, $"v{version} {(wn == 0 ? "planned " : "")}w{pl.WN} s{pl.Splits}: {t:F1}"));

@@ -61,7 +61,6 @@ public partial class KernelParamsTests
         var source = KernelCache.Source("W4A8GemmMma.cu");
         Assert.Matches(@"w4a8_mma_m##MT##_w##WN\(const W4A8DecodeParams p\) \{\s*\\\s*w4a8_decode_impl<MT, WN, false>", source);
         Assert.Matches(@"w4a8_mma_m##MT##_w##WN##u\(const W4A8DecodeParams p\) \{\s*\\\s*w4a8_decode_impl<MT, WN, true>", source);
-        Assert.Matches(@"w4a8_mma_m##MT##_w##WN##v\(const W4A8DecodeParams p\) \{\s*\\\s*w4a8_decode_impl<MT, WN, true, true>", source);
         Assert.Matches(@"w4a8_mma_m##MT##_w##WN##h\(const W4A8DecodeParams p\) \{\s*\\\s*w4a8_decode_impl<MT, WN, true, true, true>", source);
         foreach (int m in new[] { 1, 3, 7, 8, 9, 13, 16, 17, 31, 32 })
         foreach (var (n, k) in new[] { (384, 1152), (4096, 4096), (28672, 8192), (57344, 8192), (8192, 28672) })
@@ -70,8 +69,7 @@ public partial class KernelParamsTests
             Assert.True(plan.Mma);
             Assert.Matches($@"W4A8_INSTANCE\({plan.MT}, {plan.WN}\)", source);
             Assert.Equal($"w4a8_mma_m{plan.MT}_w{plan.WN}u", W4A8GemmDecode.KernelName(plan, unguarded: true));
-            Assert.Equal($"w4a8_mma_m{plan.MT}_w{plan.WN}v", W4A8GemmDecode.KernelName(plan, unguarded: true, lateRefill: true));
-            Assert.Equal($"w4a8_mma_m{plan.MT}_w{plan.WN}h", W4A8GemmDecode.KernelName(plan, unguarded: true, lateRefill: true, f16Activations: true));
+            Assert.Equal($"w4a8_mma_m{plan.MT}_w{plan.WN}h", W4A8GemmDecode.KernelName(plan, unguarded: true, f16Activations: true));
             Assert.Equal(0, plan.KBlocksPerSplit % 2); // the unguarded steps rely on even split ends
         }
     }

@@ -59,13 +59,12 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
             var acc = problem.Exact(channelScale: Enumerable.Repeat(1f, n).ToArray()); // ts·Σ, no c'
 
             using var db = DeviceBuffer<float>.From(Gpu.Context, bias, Gpu.Stream);
-            using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = false, DecodeLateRefill = false, DecodeF16Activations = false, DecodeF16Auto = false };
-            using var gemmFast = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeLateRefill = false, DecodeF16Activations = false, DecodeF16Auto = false };
-            using var gemmLate = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeLateRefill = true, DecodeF16Activations = false, DecodeF16Auto = false };
-            using var gemmHalf = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeLateRefill = true, DecodeF16Activations = true, DecodeF16Auto = false };
-            // 1, 2, 4 slabs per warp, each as v3, v6 (unguarded ring steps) and v7 (v6, refills after the MMAs) and v8 (v7 + f16 activations).
+            using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = false, DecodeF16Activations = false, DecodeF16Auto = false };
+            using var gemmFast = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeF16Activations = false, DecodeF16Auto = false };
+            using var gemmHalf = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = true, DecodeF16Activations = true, DecodeF16Auto = false };
+            // 1, 2, 4 slabs per warp, each as v3, v6 (unguarded ring steps) and v8 (v6 with late refills + f16 activations).
             foreach (var (mt, wn, ks) in new[] { (8, 1, 1), (8, 2, 1), (8, 4, 1), (16, 1, 1), (16, 2, 1), (32, 1, 1), (32, 2, 1) })
-            foreach (var g in new[] { gemm, gemmFast, gemmLate, gemmHalf })
+            foreach (var g in new[] { gemm, gemmFast, gemmHalf })
             {
                 if (n % (64 * wn) != 0) continue;
                 int groups = k / 128, mTiles = (m + mt - 1) / mt, nTiles = n / (64 * wn);
@@ -87,7 +86,7 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
                             if (got[i] == HostNumerics.FloatToBf16(v)) same++;
                         }
                         double err = Reference.RelativeError(got, expected);
-                        string name = $"{W4A8GemmDecode.KernelName(plan, g.DecodeUnguarded, g.DecodeLateRefill, g.DecodeF16Activations)} splits={splits} bias={withBias}";
+                        string name = $"{W4A8GemmDecode.KernelName(plan, g.DecodeUnguarded, g.DecodeF16Activations)} splits={splits} bias={withBias}";
                         if (gps == groups && !withBias)
                             output.WriteLine($"M={m} N={n} K={k} {name}: rel. error {err:E2}, {same}/{got.Length} bf16 outputs identical");
                         Assert.True(err <= 1e-3, $"M={m} N={n} K={k} {name}: relative error {err:E3} > 1e-3; worst rows {Reference.WorstRows(got, expected, m, n)}");
@@ -97,37 +96,32 @@ public class W4A8DecodeKernelTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(1, 1152, 4096, false, false)]
-    [InlineData(16, 3072, 1408, false, false)]
-    [InlineData(32, 384, 8192, false, false)]
+    [InlineData(1, 1152, 4096, false)]
+    [InlineData(16, 3072, 1408, false)]
+    [InlineData(32, 384, 8192, false)]
     // v6: shapes whose planned splits are long enough for unguarded ring steps before the guarded tail (wide N, few
     // splits), and one whose splits are all tail.
-    [InlineData(1, 8192, 4096, true, false)]
-    [InlineData(7, 3072, 1408, true, false)]
-    [InlineData(13, 28672, 1024, true, false)]
-    [InlineData(31, 12288, 2048, true, false)]
-    // v7 (v6, refills after the MMAs) at the same shapes.
+    [InlineData(1, 8192, 4096, true)]
+    [InlineData(7, 3072, 1408, true)]
+    [InlineData(13, 28672, 1024, true)]
+    [InlineData(31, 12288, 2048, true)]
+    // v8 (v6 with late refills + f16 activations) at the same shapes.
     [InlineData(1, 8192, 4096, true, true)]
     [InlineData(7, 3072, 1408, true, true)]
     [InlineData(13, 28672, 1024, true, true)]
     [InlineData(31, 12288, 2048, true, true)]
-    // v8 (v7 + f16 activations): late = 2.
-    [InlineData(1, 8192, 4096, true, true, true)]
-    [InlineData(7, 3072, 1408, true, true, true)]
-    [InlineData(13, 28672, 1024, true, true, true)]
-    [InlineData(31, 12288, 2048, true, true, true)]
-    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k, bool unguarded, bool late, bool half = false)
+    public void The_planned_decode_kernel_matches_the_reference_twice_in_a_row(int m, int n, int k, bool unguarded, bool half = false)
     {
         Gpu.RequireHopper();
         using var problem = new W4A8Problem(new Random(m + n + k), m, n, k, minus8Rows: 1, adversarialScales: true);
         var expected = problem.Exact();
-        using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = unguarded, DecodeLateRefill = late, DecodeF16Activations = half, DecodeF16Auto = false, DecodeWideOnlyAbove16 = false };
+        using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { DecodeUnguarded = unguarded, DecodeF16Activations = half, DecodeF16Auto = false, DecodeWideOnlyAbove16 = false };
         var plan = gemm.Plan(m, n, k);
         Assert.True(plan.Mma, $"M={m} should plan the decode kernel, got {plan}");
         for (int rep = 0; rep < 2; rep++) // split-K tickets must reset themselves
         {
             var err = Reference.RelativeError(problem.RunPoisoned(gemm, plan), expected);
-            output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan, unguarded, late, half)} splits={plan.Splits}: rel. error {err:E2}");
+            output.WriteLine($"M={m} N={n} K={k} {W4A8GemmDecode.KernelName(plan, unguarded, half)} splits={plan.Splits}: rel. error {err:E2}");
             Assert.True(err <= 1e-3, $"relative error {err:E3} > 1e-3");
         }
     }

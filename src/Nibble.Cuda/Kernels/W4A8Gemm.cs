@@ -142,7 +142,7 @@ public sealed class W4A8Gemm : IDisposable
     {
         if (plans.TryGetValue((m, n, k), out var p)) return p;
         p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, DecodeMaxM(n),
-            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeUnguarded, DecodeLateRefill, UseF16Activations(m, n, k)) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
+            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeUnguarded, UseF16Activations(m, n, k)) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
         plans[(m, n, k)] = p;
         return p;
     }
@@ -249,15 +249,7 @@ public sealed class W4A8Gemm : IDisposable
     public static bool DefaultDecodeUnguarded { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_UNGUARDED") != "0";
 
     /// <summary>
-    /// Small M through the v7 decode kernels (<c>w4a8_mma_*v</c>): v6 with each ring slot refilled after its k-block's
-    /// MMAs (no register copies per ring word); same arithmetic and order of sums. Off until a same-run H100 comparison
-    /// against v6 says otherwise (gemm --decode-variants); NIBBLE_W4A8_DECODE_V7=1 selects it for a process.
-    /// </summary>
-    public bool DecodeLateRefill { get; init; } = DefaultDecodeLateRefill;
-    public static bool DefaultDecodeLateRefill { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_V7") == "1";
-
-    /// <summary>
-    /// Small M through the v8 decode kernels (<c>w4a8_mma_*h</c>): v7 reading an f16 copy of the activations that one
+    /// Small M through the v8 decode kernels (<c>w4a8_mma_*h</c>): v6 (with late ring refills) reading an f16 copy of the activations that one
     /// extra pass (<c>w4a8_x8_to_f16</c>) writes per GEMM, instead of every warp converting e4m3 at every k-block; same
     /// values, same sums. Off (allocates a scratch buffer on first use, so not inside graph capture first);
     /// NIBBLE_W4A8_DECODE_V8=1 selects it for a process.
@@ -266,9 +258,10 @@ public sealed class W4A8Gemm : IDisposable
     public static bool DefaultDecodeF16Activations { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_V8") == "1";
 
     /// <summary>
-    /// v8 without being asked for M &gt; 8 on matrices of at least 100M weights: there the f16 activation pass pays for
+    /// v8 without being asked for 8 &lt; M ≤ 16 on matrices of at least 100M weights: there the f16 activation pass pays for
     /// itself (same H100 run, bench/results/gemm-decode4-h100.log, M=16: 57344×8192 126 → 112 µs, 8192×28672 71 → 66,
-    /// 12288² 54 → 50, 28672×4096 43 → 41), while on smaller matrices and at M ≤ 8 its extra launch costs 2–3 µs.
+    /// 12288² 54 → 50, 28672×4096 43 → 41), while on smaller matrices and at M ≤ 8 its extra launch costs 2–3 µs; at
+    /// M = 32 (four token tiles, 180–254 registers) it was slower (57344×8192: 211 µs against 173).
     /// NIBBLE_W4A8_DECODE_V8_AUTO=0 turns the rule off for a process.
     /// </summary>
     public bool DecodeF16Auto { get; init; } = DefaultDecodeF16Auto;
@@ -277,15 +270,15 @@ public sealed class W4A8Gemm : IDisposable
     public string KernelFor(int m, int n, int k)
     {
         var pl = Plan(m, n, k);
-        return pl.Mma ? W4A8GemmDecode.KernelName(pl, DecodeUnguarded, DecodeLateRefill, UseF16Activations(m, n, k)) : pl.W4A8Kernel;
+        return pl.Mma ? W4A8GemmDecode.KernelName(pl, DecodeUnguarded, UseF16Activations(m, n, k)) : pl.W4A8Kernel;
     }
-    bool UseF16Activations(int m, int n, int k) => DecodeF16Activations || (DecodeF16Auto && m > 8 && (long)n * k >= 100_000_000);
+    bool UseF16Activations(int m, int n, int k) => DecodeF16Activations || (DecodeF16Auto && m > 8 && m <= 16 && (long)n * k >= 100_000_000);
 
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
     {
         var (ws, counters) = scratch.Get(pl, m, w.N);
         bool f16 = UseF16Activations(m, w.N, w.K);
-        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeUnguarded, DecodeLateRefill || f16, f16);
+        decode.Launch(ModuleFor("W4A8GemmMma.cu"), stream, pl, x8, tokenScale, w, y, m, ws, counters, bias, DecodeUnguarded, f16);
     }
 
     /// <summary>Decodes all 16 unified codes through the kernel's LUT path for each sigma (test hook).</summary>

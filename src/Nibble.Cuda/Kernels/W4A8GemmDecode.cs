@@ -34,13 +34,12 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
     DeviceBuffer<ushort>? x16; // v8: f16 copy of the activations, grown to the largest M·K seen
 
     /// <param name="unguarded">the v6 kernel (unguarded ring steps).</param>
-    /// <param name="lateRefill">the v7 kernel (v6 with refills after the MMAs); implies unguarded.</param>
-    /// <param name="f16Activations">the v8 kernel (v7 reading an f16 copy of the activations); implies v7.</param>
-    public static string KernelName(GemmPlan plan, bool unguarded = false, bool lateRefill = false, bool f16Activations = false) =>
-        plan.W4A8Kernel + (f16Activations ? "h" : lateRefill ? "v" : unguarded ? "u" : "");
+    /// <param name="f16Activations">the v8 kernel (v6's loop with late refills, reading an f16 copy of the activations).</param>
+    public static string KernelName(GemmPlan plan, bool unguarded = false, bool f16Activations = false) =>
+        plan.W4A8Kernel + (f16Activations ? "h" : unguarded ? "u" : "");
 
     public void Launch(CudaModule module, CudaStream stream, GemmPlan pl, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale,
-        W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, ulong workspace, ulong counters, DeviceBuffer<float>? bias, bool unguarded = false, bool lateRefill = false,
+        W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, ulong workspace, ulong counters, DeviceBuffer<float>? bias, bool unguarded = false,
         bool f16Activations = false)
     {
         if (bias is not null && bias.Length < w.N) throw new ArgumentException($"W4A8 GEMM bias has {bias.Length} values for N={w.N}.", nameof(bias));
@@ -62,7 +61,7 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
             Table = table.Pointer, TableScale = table.Pointer + W4A8DecodeTable.ScaleOffsetBytes, Bias = bias?.Pointer ?? 0,
             X16 = x16Pointer,
         };
-        module.Function(KernelName(pl, unguarded, lateRefill, f16Activations)).Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), 128u, p);
+        module.Function(KernelName(pl, unguarded, f16Activations)).Launch(stream, ((uint)pl.Ctas, (uint)pl.Splits, 1), 128u, p);
     }
 
     public void Dispose()

@@ -99,12 +99,13 @@ __device__ __forceinline__ void decode8(u32 w, const DecLut& r0, const DecLut& r
 // FAST (v6): ring steps wholly inside the split run without bounds guards, each load at running pointer + constant;
 // the last steps run guarded as in v3. (v4/v5, a "fold" decode without HFMA2, were measured and removed: see
 // docs/kernels/w4a8-gemm.md.)
-// LATE (v7, with FAST): in the unguarded steps each ring slot is refilled after its k-block's MMAs instead of before
-// them. The loads and MMAs are asm volatile, so their written order is the issued order: a refill issued before the
+// LATE (the v7 loop, built only under XH): in the unguarded steps each ring slot is refilled after its k-block's MMAs
+// instead of before them. The loads and MMAs are asm volatile, so their written order is the issued order: a refill issued before the
 // decode must land in other registers than the values still being decoded, which costs one register copy per ring
 // word at every k-block (4 weight words, 4 activation words per token tile, the sigma pair). Refilled after, the slot
 // is dead and the load reuses it; the weights are still D-1 k-blocks ahead (thousands of cycles at this kernel's issue
-// rate, above DRAM latency), the activations one (L2). Same arithmetic and order of sums as v3/v6: exact.
+// rate, above DRAM latency), the activations one (L2). Same arithmetic and order of sums as v3/v6: exact. Alone (v7) it
+// was 2-5 % slower than v6 in a same-run H100 comparison, so its own entry points were removed (cold compile time).
 // XH (v8, with FAST and LATE): the activations come as f16 (w4a8_x8_to_f16, one pass per GEMM) instead of being
 // converted from e4m3 by every warp of every CTA at every k-block: two 16-byte loads per token tile and k-block replace
 // one load, 8 F2FP and their half-word extractions; the f16 values are the same exact ones, so are the sums.
@@ -363,17 +364,13 @@ extern "C" __global__ void __launch_bounds__(256) w4a8_x8_to_f16(const W4A8X16Pa
     x16[2 * i + 1] = u32x4{h[4], h[5], h[6], h[7]};
 }
 
-// v3: w4a8_mma_m{MT}_w{WN}; v6: ...u (unguarded ring steps); v7: ...v (v6 + refill after the MMAs); v8: ...h (v7 +
-// f16 activations).
+// v3: w4a8_mma_m{MT}_w{WN}; v6: ...u (unguarded ring steps); v8: ...h (v6 with the late refill + f16 activations).
 #define W4A8_INSTANCE(MT, WN)                                                                           \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN(const W4A8DecodeParams p) { \
         w4a8_decode_impl<MT, WN, false>(p);                                                              \
     }                                                                                                    \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##u(const W4A8DecodeParams p) { \
         w4a8_decode_impl<MT, WN, true>(p);                                                               \
-    }                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##v(const W4A8DecodeParams p) { \
-        w4a8_decode_impl<MT, WN, true, true>(p);                                                         \
     }                                                                                                    \
     extern "C" __global__ void __launch_bounds__(128) w4a8_mma_m##MT##_w##WN##h(const W4A8DecodeParams p) { \
         w4a8_decode_impl<MT, WN, true, true, true>(p);                                                   \
