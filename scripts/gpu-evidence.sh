@@ -18,8 +18,15 @@ if has tests; then
   el "tests rc=$?"; grep -E "\[FAIL\]|Total:" "$OUT/tests.txt" | tail -25
 fi
 if has gemm; then
+  # SM clock and power every 200 ms while the GEMM table runs (appended to gemm.log): long large-M points may run
+  # power-capped, which a per-point median cannot show.
+  nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu --format=csv,noheader -lms 200 > /tmp/clocks.csv 2>&1 &
+  SMI=$!
   timeout $(( ${GEMM_BUDGET_S:-230} + 60 )) dotnet "$G/bench/Nibble.Bench.dll" gemm --out "$OUT" --iters ${GEMM_ITERS:-10} --budget-s ${GEMM_BUDGET_S:-230} ${GEMM_ARGS:-} > "$OUT/gemm.log" 2>&1
-  el "gemm rc=$?"; grep -E "^# time budget|kernel compile" "$OUT/gemm.log" | head -3
+  rc=$?; kill $SMI 2>/dev/null
+  { echo "# nvidia-smi during the gemm stage: timestamp, SM MHz, W, C"; cat /tmp/clocks.csv; } >> "$OUT/gemm.log"
+  el "gemm rc=$rc"; grep -E "^# time budget|kernel compile" "$OUT/gemm.log" | head -3
+  awk -F', ' 'NF>=3 && $2+0>0 {n++; c+=$2; if (min==""||$2+0<min) min=$2+0; p+=$3} END {if (n) printf "SM clock mean %.0f MHz, min %d MHz, power mean %.0f W over %d samples\n", c/n, min, p/n, n}' /tmp/clocks.csv | tee -a "$OUT/log.txt"
 fi
 if has e2e; then
   timeout ${E2E_TIMEOUT:-150} dotnet "$G/bench/Nibble.Bench.dll" e2e --out "$OUT" --budget-s ${E2E_BUDGET_S:-110} ${E2E_ARGS:-} >> "$OUT/log.txt" 2>&1
