@@ -262,7 +262,7 @@ public sealed class W4A8Gemm : IDisposable
     /// itself (same H100 run, bench/results/gemm-decode4-h100.log, M=16: 57344×8192 126 → 112 µs, 8192×28672 71 → 66,
     /// 12288² 54 → 50, 28672×4096 43 → 41), while on smaller matrices and at M ≤ 8 its extra launch costs 2–3 µs; at
     /// M = 32 (four token tiles, 180–254 registers) it was slower (57344×8192: 211 µs against 173).
-    /// NIBBLE_W4A8_DECODE_V8_AUTO=0 turns the rule off for a process.
+    /// NIBBLE_W4A8_DECODE_V8_AUTO=0 turns the rule off for a process; so does choosing v3 (NIBBLE_W4A8_DECODE_UNGUARDED=0).
     /// </summary>
     public bool DecodeF16Auto { get; init; } = DefaultDecodeF16Auto;
     public static bool DefaultDecodeF16Auto { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_V8_AUTO") != "0";
@@ -272,7 +272,7 @@ public sealed class W4A8Gemm : IDisposable
         var pl = Plan(m, n, k);
         return pl.Mma ? W4A8GemmDecode.KernelName(pl, DecodeUnguarded, UseF16Activations(m, n, k)) : pl.W4A8Kernel;
     }
-    bool UseF16Activations(int m, int n, int k) => DecodeF16Activations || (DecodeF16Auto && m > 8 && m <= 16 && (long)n * k >= 100_000_000);
+    bool UseF16Activations(int m, int n, int k) => DecodeF16Activations || (DecodeF16Auto && DecodeUnguarded && m > 8 && m <= 16 && (long)n * k >= 100_000_000);
 
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
     {
