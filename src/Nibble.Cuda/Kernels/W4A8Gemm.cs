@@ -142,7 +142,7 @@ public sealed class W4A8Gemm : IDisposable
     {
         if (plans.TryGetValue((m, n, k), out var p)) return p;
         p = GemmPlan.ChooseW4A8(m, n, k, context.MultiprocessorCount, DecodeMaxM(n),
-            c => ModuleFor(c.W4A8Source).Function(c.Mma ? W4A8GemmDecode.KernelName(c, DecodeUnguarded, UseF16Activations(m, n, k)) : c.W4A8Kernel).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
+            c => ModuleFor(c.W4A8Source).Function(KernelName(c, m, n, k)).MaxActiveBlocksPerSm(c.W4A8Threads, (int)c.W4A8SharedBytes), WarpSpecialized);
         plans[(m, n, k)] = p;
         return p;
     }
@@ -267,11 +267,9 @@ public sealed class W4A8Gemm : IDisposable
     public bool DecodeF16Auto { get; init; } = DefaultDecodeF16Auto;
     public static bool DefaultDecodeF16Auto { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_DECODE_V8_AUTO") != "0";
     /// <summary>The kernel <see cref="Run"/> launches for this problem (diagnostics and tests).</summary>
-    public string KernelFor(int m, int n, int k)
-    {
-        var pl = Plan(m, n, k);
-        return pl.Mma ? W4A8GemmDecode.KernelName(pl, DecodeUnguarded, UseF16Activations(m, n, k)) : pl.W4A8Kernel;
-    }
+    public string KernelFor(int m, int n, int k) => KernelName(Plan(m, n, k), m, n, k);
+    string KernelName(GemmPlan pl, int m, int n, int k) =>
+        pl.Mma ? W4A8GemmDecode.KernelName(pl, DecodeUnguarded, UseF16Activations(m, n, k)) : pl.W4A8Kernel;
     bool UseF16Activations(int m, int n, int k) => DecodeF16Activations || (DecodeF16Auto && DecodeUnguarded && m > 8 && m <= 16 && (long)n * k >= 100_000_000);
 
     void RunDecode(CudaStream stream, DeviceBuffer<byte> x8, DeviceBuffer<float> tokenScale, W4A8GemmOperands w, DeviceBuffer<ushort> y, int m, GemmPlan pl, DeviceBuffer<float>? bias)
