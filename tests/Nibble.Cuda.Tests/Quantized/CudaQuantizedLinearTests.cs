@@ -41,6 +41,22 @@ public class CudaQuantizedLinearTests(ITestOutputHelper output)
         return a;
     }
 
+    // One forward pass of a CPU layer, and of a GPU layer into a NaN-poisoned output, on the same host rows.
+    static float[] ForwardOnCpu(Nibble.Models.ILinear layer, float[] x, int m)
+    {
+        using var output = CpuBackend.Instance.Zeros(m, layer.OutFeatures);
+        layer.Forward(CpuBackend.Instance.FromHost(x, m, layer.InFeatures), output);
+        return Download(output);
+    }
+
+    static float[] ForwardOnGpu(CudaBackend gpu, Nibble.Models.ILinear layer, float[] x, int m)
+    {
+        using var input = gpu.FromHost(x, m, layer.InFeatures);
+        using var output = GpuBackend.Poisoned(gpu, m, layer.OutFeatures);
+        layer.Forward(input, output);
+        return Download(output);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(7)]
@@ -79,16 +95,9 @@ public class CudaQuantizedLinearTests(ITestOutputHelper output)
         var bias = GpuBackend.Random(rng, N, 0.5f);
         var x = RandomRows(rng, m, K);
 
-        var cpuLayer = new CpuW4A8Linear(CpuBackend.Instance, QuantizedLinearWeights.FromPacked(packed, scales, N, K, 128), ScaleRecoveryMode.Recovered, bias);
-        using var cpuOut = CpuBackend.Instance.Zeros(m, N);
-        cpuLayer.Forward(CpuBackend.Instance.FromHost(x, m, K), cpuOut);
-        var expected = Download(cpuOut);
-
+        var expected = ForwardOnCpu(new CpuW4A8Linear(CpuBackend.Instance, QuantizedLinearWeights.FromPacked(packed, scales, N, K, 128), ScaleRecoveryMode.Recovered, bias), x, m);
         using var layer = new CudaW4A8Linear(gpu, packed, scales, N, K, 128, bias);
-        using var input = gpu.FromHost(x, m, K);
-        using var gpuOut = GpuBackend.Poisoned(gpu, m, N);
-        layer.Forward(input, gpuOut);
-        var actual = Download(gpuOut);
+        var actual = ForwardOnGpu(gpu, layer, x, m);
 
         Assert.DoesNotContain(actual, v => !float.IsFinite(v));
         double err = GpuBackend.RelativeFrobenius(actual, expected);
@@ -109,16 +118,9 @@ public class CudaQuantizedLinearTests(ITestOutputHelper output)
         var bias = GpuBackend.Random(rng, N, 0.5f);
         var x = RandomRows(rng, m, K);
 
-        var cpuLayer = new CpuW4A16Linear(CpuBackend.Instance, QuantizedLinearWeights.FromPacked(packed, scales, N, K, 128), bias);
-        using var cpuOut = CpuBackend.Instance.Zeros(m, N);
-        cpuLayer.Forward(CpuBackend.Instance.FromHost(x, m, K), cpuOut);
-        var expected = Download(cpuOut);
-
+        var expected = ForwardOnCpu(new CpuW4A16Linear(CpuBackend.Instance, QuantizedLinearWeights.FromPacked(packed, scales, N, K, 128), bias), x, m);
         using var layer = new CudaW4A16Linear(gpu, packed, scales, N, K, 128, bias);
-        using var input = gpu.FromHost(x, m, K);
-        using var gpuOut = GpuBackend.Poisoned(gpu, m, N);
-        layer.Forward(input, gpuOut);
-        var actual = Download(gpuOut);
+        var actual = ForwardOnGpu(gpu, layer, x, m);
 
         Assert.DoesNotContain(actual, v => !float.IsFinite(v));
         double err = GpuBackend.RelativeFrobenius(actual, expected);
