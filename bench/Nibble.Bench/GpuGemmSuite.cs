@@ -184,13 +184,13 @@ public static class GpuGemmSuite
 
     /// <summary>
     /// --ws-variants: the planned warp-specialized tile (and, at M ≥ 1024, the two 128-accumulator tiles) timed with
-    /// each build: scalar or TMA-store epilogue (W4A8_WS_STORE), consumer registers 232 or 240 (W4A8_WS_REGS). Console only.
+    /// each build: scalar or TMA-store epilogue (W4A8_WS_STORE), and two CTAs per SM (W4A8_WS_OCC=2, small tiles). Console only.
     /// (A W4A8_WS_GROUP 2 build, one wgmma group per 128-k stage, was measured slower everywhere and removed: ptxas serializes its wgmmas, C7513.)
     /// </summary>
     static void WsVariants(KernelCache kernels, CudaContext ctx, CudaStream stream, int it, int m, int n, int k, DeviceBuffer<byte> x8g, DeviceBuffer<float> ts,
         List<W4A8GemmOperands> ops, DeviceBuffer<ushort> y, GemmPlan planned)
     {
-        var builds = new (string Tag, int Regs, int Store)[] { ("base", 232, 0), ("store", 232, 1), ("store-r240", 240, 1) };
+        var builds = new (string Tag, int Regs, int Store, int Occ)[] { ("base", 232, 0, 1), ("store", 232, 1, 1), ("store-2cta", 232, 1, 2) };
         var plans = new List<GemmPlan> { planned };
         if (m >= 1024)
             foreach (var (mt, wn) in new[] { (256, 2), (128, 4) })
@@ -204,9 +204,10 @@ public static class GpuGemmSuite
         foreach (var p in plans)
         {
             var parts = new List<string>();
-            foreach (var (tag, regs, store) in builds)
+            foreach (var (tag, regs, store, occ) in builds)
             {
-                using var g = new W4A8Gemm(kernels, ctx) { WsRegs = regs, WsStore = store };
+                using var g = new W4A8Gemm(kernels, ctx) { WsRegs = regs, WsStore = store, WsOcc = occ };
+                if (occ == 2 && g.WsCtasPerSm(p) != 2) continue; // tile too big for two CTAs per SM
                 foreach (var o in ops) g.Run(stream, x8g, ts, o, y, m, p); // modules loaded, TMA maps encoded
                 double t = Time(ctx, stream, it, i => g.Run(stream, x8g, ts, ops[i % ops.Count], y, m, p));
                 parts.Add(string.Create(CultureInfo.InvariantCulture, $"{tag} {t:F1}"));

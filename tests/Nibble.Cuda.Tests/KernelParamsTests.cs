@@ -92,6 +92,8 @@ public partial class KernelParamsTests
             Assert.Equal($"w4a8_ws_n{plan.MT}_r{plan.WN / 2}_w{plan.KS}", plan.W4A8Kernel);
             Assert.InRange((int)plan.W4A8SharedBytes, 1, 232448);
             Assert.InRange(GemmPlan.WsSharedBytes(plan.MT, plan.WN / 2, tmaStore: false), 1, 232448);
+            if (plan.MT * (plan.WN / 2) <= 128) // two CTAs per SM: each within half the SM's shared memory, at least 2 stages
+                Assert.InRange(GemmPlan.WsSharedBytes(plan.MT, plan.WN / 2, tmaStore: true, ctasPerSm: 2), 1, 115712);
             Assert.Equal(0, n % (64 * plan.WN));
             Assert.Equal(n / (64 * plan.WN), plan.NTiles);
             Assert.Equal((m + plan.MT - 1) / plan.MT, plan.MTiles);

@@ -182,6 +182,18 @@ public class W4A8KernelTests(ITestOutputHelper output)
                 else Assert.True(first.AsSpan().SequenceEqual(got), $"split layout {layout} / paired stores {paired} / prefetch {prefetch} / regs {regs} / store {store} changed output bits");
             }
         }
+        // Two CTAs per SM (W4A8_WS_OCC=2), where the tile is small enough.
+        foreach (int store in new[] { 0, 1 })
+        {
+            using var gemm = new W4A8Gemm(Gpu.Kernels, Gpu.Context) { WsStore = store, WsOcc = 2 };
+            if (gemm.WsCtasPerSm(plan) != 2) break;
+            for (int rep = 0; rep < 2; rep++)
+            {
+                var got = problem.RunPoisoned(gemm, plan);
+                if (rep == 0) output.WriteLine($"ws M={m} N={n} K={k} {plan.W4A8Kernel} splits={plan.Splits} store={store} two CTAs per SM: rel. Frobenius error {Reference.RelativeError(got, expected):E2}");
+                Assert.True(first!.AsSpan().SequenceEqual(got), $"two CTAs per SM (store {store}, rep {rep}) changed output bits");
+            }
+        }
     }
 
     [Theory]

@@ -97,10 +97,11 @@ public readonly record struct GemmPlan(int MT, int WN, int KS, int Splits, int K
     }
     /// <summary>Dynamic shared memory of W4A8GemmWs.cu for token tile <paramref name="mt"/> and <paramref name="ms"/> m64 slices per
     /// consumer warpgroup, with or without the TMA-store output buffers (mirrors WsShape).</summary>
-    public static int WsSharedBytes(int mt, int ms, bool tmaStore = true)
+    public static int WsSharedBytes(int mt, int ms, bool tmaStore = true, int ctasPerSm = 1)
     {
         int slabs = 8 * ms, tx = mt * 128 + slabs * 1024 + slabs * 16, stage = (tx + 1023) / 1024 * 1024;
-        int epi = tmaStore ? 2 * 2 * ms * 4096 : 0, ring = tmaStore ? 224 * 1024 - 3072 - epi : 216 * 1024;
+        int epi = tmaStore ? 2 * 2 * ms * 4096 : 0;
+        int ring = ctasPerSm == 2 ? 112 * 1024 - 3072 - epi : tmaStore ? 224 * 1024 - 3072 - epi : 216 * 1024;
         return Math.Min(16, ring / stage) * stage + 3072 + epi;
     }
 

@@ -116,6 +116,20 @@ public sealed class W4A8Gemm : IDisposable
     /// <summary>Benchmark diagnostic only: the warp-specialized kernel skips its epilogue (Y is NOT written) to time the main loop.</summary>
     public static bool WsSkipEpilogue { get; set; }
 
+    /// <summary>
+    /// Two warp-specialized CTAs per SM (define W4A8_WS_OCC=2: 112 registers per consumer thread, ≤ 112 KB of shared
+    /// memory each) for the tiles of at most 64 accumulators per thread (n64, n128 × 128 rows, n64 × 256 rows); other
+    /// tiles keep one CTA per SM. Not measured yet: off unless NIBBLE_W4A8_WS_OCC=2.
+    /// </summary>
+    public int WsOcc { get; init; } = DefaultWsOcc;
+    public static int DefaultWsOcc { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_OCC") == "2" ? 2 : 1;
+    /// <summary>CTAs per SM this instance launches <paramref name="plan"/> with (1 or 2).</summary>
+    public int WsCtasPerSm(GemmPlan plan) => WsOcc == 2 && plan.Ws && plan.MT * (plan.WN / 2) <= 128 ? 2 : 1;
+
+    CudaModule ModuleFor(string source, int occ = 1) => occ == 2
+        ? kernels.Load(source, hopperOnly: true, [.. WsDefines(), "W4A8_WS_OCC=2"])
+        : ModuleFor(source);
+
     CudaModule ModuleFor(string source) =>
         source switch
         {
@@ -165,7 +179,8 @@ public sealed class W4A8Gemm : IDisposable
         if (pl.Mma) { RunDecode(stream, x8, tokenScale, w, y, m, pl, bias); return; }
 
         var (ws, counters) = scratch.Get(pl, m, w.N);
-        var f = ModuleFor(pl.W4A8Source).Function(pl.W4A8Kernel);
+        int occ = WsCtasPerSm(pl);
+        var f = ModuleFor(pl.W4A8Source, occ).Function(pl.W4A8Kernel);
         if (pl.Ws)
         {
             var wp = new WsParams
@@ -178,9 +193,9 @@ public sealed class W4A8Gemm : IDisposable
             if (WsRotateK) wp.Flags |= 2;
             if (WsSkipEpilogue) wp.Flags |= 4;
             SetMaps(ref wp, x8.Pointer, m, w, pl.MT, 4 * pl.WN, WsStore == 1 ? y.Pointer : 0);
-            // Persistent: one CTA per SM loops over the (tile, split) work units.
-            f.Launch(stream, ((uint)Math.Min((long)pl.Ctas * pl.Splits, context.MultiprocessorCount), 1, 1), (uint)pl.W4A8Threads, wp,
-                (uint)GemmPlan.WsSharedBytes(pl.MT, pl.WN / 2, WsStore == 1));
+            // Persistent: one (or two) CTAs per SM loop over the (tile, split) work units.
+            f.Launch(stream, ((uint)Math.Min((long)pl.Ctas * pl.Splits, occ * context.MultiprocessorCount), 1, 1), (uint)pl.W4A8Threads, wp,
+                (uint)GemmPlan.WsSharedBytes(pl.MT, pl.WN / 2, WsStore == 1, occ));
             return;
         }
         var p = new Params

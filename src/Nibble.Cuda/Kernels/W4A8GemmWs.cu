@@ -50,6 +50,13 @@
 #ifndef W4A8_WS_STORE
 #define W4A8_WS_STORE 1
 #endif
+// W4A8_WS_OCC 2: two CTAs per SM (__launch_bounds__(384, 2), setmaxnreg 24 / 112, at most 112 KB of shared memory each),
+//   for the small tiles at mid M, where one CTA's two consumer chains (decode -> wgmma -> wait, ~0.46 us per stage
+//   against ~0.14 us of tensor work) leave the tensor cores idle: four chains per SM instead of two. The 128-accumulator
+//   tiles do not fit 112 registers (they spill); the launcher uses this build only for the n64 / n128-row tiles.
+#ifndef W4A8_WS_OCC
+#define W4A8_WS_OCC 1
+#endif
 #define W4A8_WS_STR2(x) #x
 #define W4A8_WS_STR(x) W4A8_WS_STR2(x)
 
@@ -154,7 +161,7 @@ struct WsShape {
     static constexpr int EPI = W4A8_WS_STORE ? 2 * 2 * MS * 4096 : 0;
     // As deep as 216 KB allows (224 KB less the output buffers with W4A8_WS_STORE; up to 16): at mid M the ring is what
     // keeps the weight stream in flight.
-    static constexpr int RING = W4A8_WS_STORE ? 224 * 1024 - 3072 - EPI : 216 * 1024;
+    static constexpr int RING = W4A8_WS_OCC == 2 ? 112 * 1024 - 3072 - EPI : W4A8_WS_STORE ? 224 * 1024 - 3072 - EPI : 216 * 1024;
     static constexpr int STAGES = RING / STAGE < 16 ? RING / STAGE : 16;
     // Tail: 2*STAGES mbarriers (<= 256 B), the split-K ticket at +256, the tile's token scales at +512 (NTOK floats);
     // then the output buffers (1024-aligned); plus 1 KB to align the ring to 1024 (the 128-byte swizzle atom).
@@ -209,7 +216,7 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
     if (threadIdx.x < 128) {
         // Producer warpgroup: gives registers to the consumers; one thread issues all copies, running ahead across
         // tile boundaries (the next tile's first stages load while the consumers run the epilogue).
-#if W4A8_WS_REGS > 232
+#if W4A8_WS_REGS > 232 || W4A8_WS_OCC == 2
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
 #else
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
@@ -249,7 +256,11 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
         }
     } else {
         // setmaxnreg acts only when each role is one branch of a single if/else (HOPPER.md; ptxas warning C7508).
+#if W4A8_WS_OCC == 2
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 112;"); // 2 CTAs x (128 x 24 + 256 x 112) <= 64K
+#else
         asm volatile("setmaxnreg.inc.sync.aligned.u32 " W4A8_WS_STR(W4A8_WS_REGS) ";");
+#endif
         w4a8_ws_consume<MS, NTOK, WAIT>(p, base, barBase, tail);
     }
 }
@@ -562,7 +573,7 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
 
 // 384 threads, one persistent CTA per SM (grid = min(work units, SMs); the register cap at entry is what setmaxnreg redistributes: 128*40 + 256*232 <= 64K).
 #define W4A8_WS_INSTANCE(MS, NTOK, WAIT) \
-    W4A8_GEMM_ENTRY(w4a8_ws_n##NTOK##_r##MS##_w##WAIT, (384, 1), const __grid_constant__ W4A8WsParams, (w4a8_ws_impl<MS, NTOK, WAIT>))
+    W4A8_GEMM_ENTRY(w4a8_ws_n##NTOK##_r##MS##_w##WAIT, (384, W4A8_WS_OCC), const __grid_constant__ W4A8WsParams, (w4a8_ws_impl<MS, NTOK, WAIT>))
 W4A8_WS_INSTANCE(1, 64, 1)
 W4A8_WS_INSTANCE(2, 64, 1)
 W4A8_WS_INSTANCE(1, 128, 1)
