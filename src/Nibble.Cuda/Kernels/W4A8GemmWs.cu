@@ -577,5 +577,7 @@ __device__ __forceinline__ void w4a8_ws_consume(const W4A8WsParams& p, u32 base,
 W4A8_WS_INSTANCE(1, 64, 1)
 W4A8_WS_INSTANCE(2, 64, 1)
 W4A8_WS_INSTANCE(1, 128, 1)
+#if W4A8_WS_OCC != 2 // the two-CTA build holds only the tiles of <= 64 accumulators per consumer thread (W4A8Gemm.WsCtasPerSm)
 W4A8_WS_INSTANCE(2, 128, 1)
 W4A8_WS_INSTANCE(1, 256, 1)
+#endif
