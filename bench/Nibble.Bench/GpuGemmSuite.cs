@@ -192,15 +192,18 @@ public static class GpuGemmSuite
     {
         var builds = new (string Tag, int Regs, int Store, int Occ)[] { ("base", 232, 0, 1), ("store", 232, 1, 1), ("store-2cta", 232, 1, 2) };
         var plans = new List<GemmPlan> { planned };
+        void AddForced(int mt, int wn, int splits)
+        {
+            GemmPlan.WsForce = (mt, wn);
+            GemmPlan.WsForceSplits = splits;
+            try { var p = GemmPlan.ChooseWs(m, n, k, ctx.MultiprocessorCount); if (!plans.Contains(p)) plans.Add(p); }
+            catch (ArgumentException) { }
+            finally { GemmPlan.WsForce = null; GemmPlan.WsForceSplits = null; }
+        }
         if (m >= 1024)
-            foreach (var (mt, wn) in new[] { (256, 2), (128, 4) })
-            {
-                GemmPlan.WsForce = (mt, wn);
-                GemmPlan.WsForceSplits = 1;
-                try { var p = GemmPlan.ChooseWs(m, n, k, ctx.MultiprocessorCount); if (!plans.Contains(p)) plans.Add(p); }
-                catch (ArgumentException) { }
-                finally { GemmPlan.WsForce = null; GemmPlan.WsForceSplits = null; }
-            }
+            foreach (var (mt, wn) in new[] { (256, 2), (128, 4) }) AddForced(mt, wn, 1);
+        if (m <= 256) // the 64-token × 128-row tile (the one two CTAs per SM can run) at 1, 2 and 4 splits
+            foreach (int s in new[] { 1, 2, 4 }) AddForced(64, 2, s);
         foreach (var p in plans)
         {
             var parts = new List<string>();

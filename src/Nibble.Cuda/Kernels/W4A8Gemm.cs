@@ -118,13 +118,13 @@ public sealed class W4A8Gemm : IDisposable
 
     /// <summary>
     /// Two warp-specialized CTAs per SM (define W4A8_WS_OCC=2: 112 registers per consumer thread, ≤ 112 KB of shared
-    /// memory each) for the tiles of at most 64 accumulators per thread (n64, n128 × 128 rows, n64 × 256 rows); other
-    /// tiles keep one CTA per SM. Not measured yet: off unless NIBBLE_W4A8_WS_OCC=2.
+    /// memory each) for the 64-token × 128-row tile (32 accumulators per thread; ptxas cannot fit the 64-accumulator tiles
+    /// in the 80 registers at entry); other tiles keep one CTA per SM. Not measured yet: off unless NIBBLE_W4A8_WS_OCC=2.
     /// </summary>
     public int WsOcc { get; init; } = DefaultWsOcc;
     public static int DefaultWsOcc { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_OCC") == "2" ? 2 : 1;
     /// <summary>CTAs per SM this instance launches <paramref name="plan"/> with (1 or 2).</summary>
-    public int WsCtasPerSm(GemmPlan plan) => WsOcc == 2 && plan.Ws && plan.MT * (plan.WN / 2) <= 128 ? 2 : 1;
+    public int WsCtasPerSm(GemmPlan plan) => WsOcc == 2 && plan.Ws && plan.MT * (plan.WN / 2) <= 64 ? 2 : 1;
 
     CudaModule ModuleFor(string source, int occ = 1) => occ == 2
         ? kernels.Load(source, hopperOnly: true, [.. WsDefines(), "W4A8_WS_OCC=2"])
