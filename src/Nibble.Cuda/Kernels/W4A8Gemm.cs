@@ -117,7 +117,7 @@ public sealed class W4A8Gemm : IDisposable
     public static bool WsSkipEpilogue { get; set; }
 
     /// <summary>
-    /// Two warp-specialized CTAs per SM (define W4A8_WS_OCC=2: 112 registers per consumer thread, ≤ 112 KB of shared
+    /// Two warp-specialized CTAs per SM (define W4A8_WS_OCC=2: 104 registers per consumer thread, ≤ 112 KB of shared
     /// memory each) for the 64-token × 128-row tile (32 accumulators per thread; ptxas cannot fit the 64-accumulator tiles
     /// in the 80 registers at entry); other tiles keep one CTA per SM. Not measured yet: off unless NIBBLE_W4A8_WS_OCC=2.
     /// </summary>

@@ -50,10 +50,10 @@
 #ifndef W4A8_WS_STORE
 #define W4A8_WS_STORE 1
 #endif
-// W4A8_WS_OCC 2: two CTAs per SM (__launch_bounds__(384, 2), setmaxnreg 24 / 112, at most 112 KB of shared memory each),
+// W4A8_WS_OCC 2: two CTAs per SM (__launch_bounds__(384, 2), setmaxnreg 24 / 104, at most 112 KB of shared memory each),
 //   for the small tiles at mid M, where one CTA's two consumer chains (decode -> wgmma -> wait, ~0.46 us per stage
-//   against ~0.14 us of tensor work) leave the tensor cores idle: four chains per SM instead of two. The 128-accumulator
-//   tiles do not fit 112 registers (they spill); the launcher uses this build only for the n64 / n128-row tiles.
+//   against ~0.14 us of tensor work) leave the tensor cores idle: four chains per SM instead of two. setmaxnreg moves
+//   registers only inside a CTA's own pool (384 x 80 at entry), so consumers get 104; only the 32-accumulator tile is built.
 #ifndef W4A8_WS_OCC
 #define W4A8_WS_OCC 1
 #endif
@@ -257,7 +257,7 @@ __device__ __forceinline__ void w4a8_ws_impl(const W4A8WsParams& p) {
     } else {
         // setmaxnreg acts only when each role is one branch of a single if/else (HOPPER.md; ptxas warning C7508).
 #if W4A8_WS_OCC == 2
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 112;"); // 2 CTAs x (128 x 24 + 256 x 112) <= 64K
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 104;"); // the pool is per CTA: 128 x 24 + 256 x 104 <= 384 x 80 (112 hung)
 #else
         asm volatile("setmaxnreg.inc.sync.aligned.u32 " W4A8_WS_STR(W4A8_WS_REGS) ";");
 #endif
