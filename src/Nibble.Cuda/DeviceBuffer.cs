@@ -25,6 +25,13 @@ public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
         Pointer = p;
     }
 
+    /// <summary>Scratch that grows on demand: returns <paramref name="buffer"/>, first replaced by a new allocation if it holds fewer than <paramref name="length"/> elements.</summary>
+    public static DeviceBuffer<T> AtLeast(ref DeviceBuffer<T>? buffer, CudaContext context, long length)
+    {
+        if (buffer is null || buffer.Length < length) { buffer?.Dispose(); buffer = new DeviceBuffer<T>(context, length); }
+        return buffer;
+    }
+
     public static DeviceBuffer<T> From(CudaContext context, ReadOnlySpan<T> host, CudaStream? stream = null)
     {
         var b = new DeviceBuffer<T>(context, host.Length);

@@ -48,10 +48,9 @@ internal sealed class W4A8GemmDecode(CudaContext context) : IDisposable
         if (f16Activations)
         {
             long count = (long)m * w.K; // K is a multiple of 128, so count is of whole 16-value runs
-            if (x16 is null || x16.Length < count) { x16?.Dispose(); x16 = new DeviceBuffer<ushort>(context, count); }
-            var xp = new X16Params { X8 = x8.Pointer, X16 = x16.Pointer, N16 = (int)(count / 16) };
+            x16Pointer = DeviceBuffer<ushort>.AtLeast(ref x16, context, count).Pointer;
+            var xp = new X16Params { X8 = x8.Pointer, X16 = x16Pointer, N16 = (int)(count / 16) };
             module.Function("w4a8_x8_to_f16").Launch(stream, ((uint)((xp.N16 + 255) / 256), 1, 1), 256u, xp);
-            x16Pointer = x16.Pointer;
         }
         var p = new Params
         {

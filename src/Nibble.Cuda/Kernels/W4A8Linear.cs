@@ -24,9 +24,8 @@ public sealed class W4A8Linear : IDisposable
 
     public void Run(CudaStream stream, DeviceBuffer<ushort> xBf16, DeviceBuffer<ushort> y, int m)
     {
-        long need = (long)m * Operands.K;
-        if (x8 is null || x8.Length < need) { x8?.Dispose(); x8 = new DeviceBuffer<byte>(context, need); }
-        if (tokenScale is null || tokenScale.Length < m) { tokenScale?.Dispose(); tokenScale = new DeviceBuffer<float>(context, m); }
+        var x8 = DeviceBuffer<byte>.AtLeast(ref this.x8, context, (long)m * Operands.K);
+        var tokenScale = DeviceBuffer<float>.AtLeast(ref this.tokenScale, context, m);
         var plan = gemm.Plan(m, Operands.N, Operands.K);
         ActivationQuantFp8.Run(kernels, stream, xBf16, x8, tokenScale, m, Operands.K, gemmOrder: plan.GemmOrderActivations);
         gemm.Run(stream, x8, tokenScale, Operands, y, m, plan);

@@ -42,11 +42,11 @@ public sealed class CudaW4A16Linear : ILinear, IDisposable
             throw new ArgumentException($"CudaW4A16Linear [{n}, {k}] got input {x.ShapeText}, output {o.ShapeText}.");
         if (m == 0) return;
         var ctx = _backend.Context;
-        if (_xBf16 is null || _xBf16.Length < (long)m * k) { _xBf16?.Dispose(); _xBf16 = new DeviceBuffer<ushort>(ctx, (long)m * k); }
-        if (_y is null || _y.Length < (long)m * n) { _y?.Dispose(); _y = new DeviceBuffer<ushort>(ctx, (long)m * n); }
-        DenseMatMulKernel.Split(_backend.Kernels, _backend.Stream, x.Pointer, _xBf16.Pointer, (long)m * k, split: false);
-        _gemm.Run(_backend.Stream, _xBf16, Operands, _y, m);
-        QuantLinearIoKernel.Bf16ToF32(_backend.Kernels, _backend.Stream, _y.Pointer, _bias?.Pointer ?? 0, o.Pointer, (long)m * n, n);
+        var xBf16 = DeviceBuffer<ushort>.AtLeast(ref _xBf16, ctx, (long)m * k);
+        var y = DeviceBuffer<ushort>.AtLeast(ref _y, ctx, (long)m * n);
+        DenseMatMulKernel.Split(_backend.Kernels, _backend.Stream, x.Pointer, xBf16.Pointer, (long)m * k, split: false);
+        _gemm.Run(_backend.Stream, xBf16, Operands, y, m);
+        QuantLinearIoKernel.Bf16ToF32(_backend.Kernels, _backend.Stream, y.Pointer, _bias?.Pointer ?? 0, o.Pointer, (long)m * n, n);
         GC.KeepAlive(x); GC.KeepAlive(o);
     }
 

@@ -48,14 +48,14 @@ public sealed class CudaW4A8Linear : ILinear, IDisposable
             throw new ArgumentException($"CudaW4A8Linear [{n}, {k}] got input {x.ShapeText}, output {o.ShapeText}.");
         if (m == 0) return;
         var ctx = _backend.Context;
-        if (_x8 is null || _x8.Length < (long)m * k) { _x8?.Dispose(); _x8 = new DeviceBuffer<byte>(ctx, (long)m * k); }
-        if (_tokenScale is null || _tokenScale.Length < m) { _tokenScale?.Dispose(); _tokenScale = new DeviceBuffer<float>(ctx, m); }
-        if (_y is null || _y.Length < (long)m * n) { _y?.Dispose(); _y = new DeviceBuffer<ushort>(ctx, (long)m * n); }
+        var x8 = DeviceBuffer<byte>.AtLeast(ref _x8, ctx, (long)m * k);
+        var tokenScale = DeviceBuffer<float>.AtLeast(ref _tokenScale, ctx, m);
+        var y = DeviceBuffer<ushort>.AtLeast(ref _y, ctx, (long)m * n);
         var plan = _gemm.Plan(m, n, k);
-        QuantLinearIoKernel.ActivationQuantFp8F32(_backend.Kernels, _backend.Stream, x.Pointer, _x8, _tokenScale, m, k, plan.GemmOrderActivations);
+        QuantLinearIoKernel.ActivationQuantFp8F32(_backend.Kernels, _backend.Stream, x.Pointer, x8, tokenScale, m, k, plan.GemmOrderActivations);
         bool fused = _bias is not null && W4A8Gemm.AddsBias(plan);
-        _gemm.Run(_backend.Stream, _x8, _tokenScale, Operands, _y, m, plan, fused ? _bias : null);
-        QuantLinearIoKernel.Bf16ToF32(_backend.Kernels, _backend.Stream, _y.Pointer, fused ? 0 : _bias?.Pointer ?? 0, o.Pointer, (long)m * n, n);
+        _gemm.Run(_backend.Stream, x8, tokenScale, Operands, y, m, plan, fused ? _bias : null);
+        QuantLinearIoKernel.Bf16ToF32(_backend.Kernels, _backend.Stream, y.Pointer, fused ? 0 : _bias?.Pointer ?? 0, o.Pointer, (long)m * n, n);
         GC.KeepAlive(x); GC.KeepAlive(o);
     }
 
