@@ -11,7 +11,7 @@ namespace Nibble.Bench;
 /// `gemm` suite (GPU): our W4A8 and W4A16 GEMMs against cuBLASLt FP8 (per-token × per-channel) and BF16, all in one
 /// run, timed with CUDA events (median), weights rotated over enough copies to exceed 2× L2 so no run reads a warm
 /// cache. Also the W4A8 weight-preprocessing bandwidth and the kernel cache's cold/warm start.
-/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n] [--timer busy] [--no-compile-times]
+/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n] [--timer busy] [--no-compile-times] [--stamps]
 /// [--ws-sweep MT:WN:S,...] [--ws-model 0|1|2] [--ws-split 0|1] [--ws-epi 0|1] [--ws-prefetch 0|1] [--ws-force MT:WN] (see the code).
 /// </summary>
 public static class GpuGemmSuite
@@ -46,6 +46,7 @@ public static class GpuGemmSuite
         bool wsVariants = args.Contains("--ws-variants");
         var sweep = Arg(args, "--ws-sweep") is { } sw ? sw.Split(',').Select(t => t.Split(':').Select(int.Parse).ToArray()).ToArray() : [];
         bool onlyW4a8 = args.Contains("--only-w4a8");
+        bool stamps = args.Contains("--stamps");
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         bool decodeVariants = args.Contains("--decode-variants");
         if (Arg(args, "--decode-unguarded") is { } ung) W4A8Gemm.DefaultDecodeUnguarded = ung != "0";
@@ -118,11 +119,19 @@ public static class GpuGemmSuite
                     double tq = Time(ctx, stream, it, i => ActivationQuantFp8.Run(kernels, stream, x, x8g, ts, m, k, gemmOrder: true));
                     // Steady state: each weight copy's TMA maps are encoded once (at load, in a real model), not in the timed loop.
                     foreach (var o in opsA) w4a8.Run(stream, plan.GemmOrderActivations ? x8g : x8, ts, o, y, m, plan);
-                    double ta = Time(ctx, stream, it, i => w4a8.Run(stream, plan.GemmOrderActivations ? x8g : x8, ts, opsA[i % r8], y, m, plan));
+                    // --stamps: the wall-clock window of each timed column, to line up with an nvidia-smi clock/power log.
+                    double Stamped(string what, Action<int> launch)
+                    {
+                        var t0 = DateTime.UtcNow;
+                        double us = Time(ctx, stream, it, launch);
+                        if (stamps) Console.WriteLine($"#   stamp {what} M={m} N={n} K={k}: {t0:HH:mm:ss.fff} - {DateTime.UtcNow:HH:mm:ss.fff}");
+                        return us;
+                    }
+                    double ta = Stamped("w4a8", i => w4a8.Run(stream, plan.GemmOrderActivations ? x8g : x8, ts, opsA[i % r8], y, m, plan));
                     // "wgmma" column: W4A8Gemm.cu's kernel, for comparison with the mma.sync (M <= 64) or warp-specialized plan.
                     double? tw = !onlyW4a8 && (m <= 64 || plan.Ws) ? Time(ctx, stream, it, i => w4a8Wgmma.Run(stream, x8g, ts, opsA[i % r8], y, m)) : null;
                     double? tm = !onlyW4a8 && m <= 32 ? Time(ctx, stream, it, i => w4a8Mma.Run(stream, x8, ts, opsA[i % r8], y, m)) : null;
-                    double tb = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => w4a16.Run(stream, x, opsB[i % r16], y, m));
+                    double tb = onlyW4a8 ? double.NaN : Stamped("w4a16", i => w4a16.Run(stream, x, opsB[i % r16], y, m));
                     if (decodeVariants && m <= 32)
                     {
                         DecodeVariants(kernels, ctx, stream, it, x8, ts, opsA, y, m, n, k);
@@ -137,8 +146,8 @@ public static class GpuGemmSuite
                         var pp = w4a16.Plan(m, n, k);
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"#   w4a16 M={m}: planned wn={pp.WN} s{pp.Splits}: {tb:F1} | {string.Join(" | ", w16)}"));
                     }
-                    double tf = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
-                    double tbf = onlyW4a8 ? double.NaN : Time(ctx, stream, it, i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
+                    double tf = onlyW4a8 ? double.NaN : Stamped("fp8", i => lt.Fp8(stream, x8, wf8[i % rf8], ts, chan, y, m, n, k));
+                    double tbf = onlyW4a8 ? double.NaN : Stamped("bf16", i => lt.Bf16(stream, x, wbf[i % rbf], y, m, n, k));
                     if (plan.Ws && wsVariants) WsVariants(kernels, ctx, stream, it, m, n, k, x8g, ts, opsA, y, plan);
                     if (plan.Ws && sweep.Length > 0) Sweep(ctx, stream, it, sweep, m, n, k, x8g, ts, opsA, y, [wsOld, wsNew, wsSplit1, wsEpi1, wsPf1], plan);
                     var row = new Row(m, n, k, ta, tb, tf, tbf, tq, tw, tm, plan.ToString(), card, date);
