@@ -11,7 +11,7 @@ namespace Nibble.Bench;
 /// `gemm` suite (GPU): our W4A8 and W4A16 GEMMs against cuBLASLt FP8 (per-token × per-channel) and BF16, all in one
 /// run, timed with CUDA events (median), weights rotated over enough copies to exceed 2× L2 so no run reads a warm
 /// cache. Also the W4A8 weight-preprocessing bandwidth and the kernel cache's cold/warm start.
-/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n] [--timer busy] [--no-compile-times] [--stamps]
+/// Usage: gemm [--out dir] [--shapes N:K,N:K] [--ms 1,16,...] [--iters n] [--timer busy] [--no-compile-times] [--stamps] [--cooldown-ms 2000]
 /// [--ws-sweep MT:WN:S,...] [--ws-model 0|1|2] [--ws-split 0|1] [--ws-epi 0|1] [--ws-prefetch 0|1] [--ws-force MT:WN] (see the code).
 /// </summary>
 public static class GpuGemmSuite
@@ -47,6 +47,7 @@ public static class GpuGemmSuite
         var sweep = Arg(args, "--ws-sweep") is { } sw ? sw.Split(',').Select(t => t.Split(':').Select(int.Parse).ToArray()).ToArray() : [];
         bool onlyW4a8 = args.Contains("--only-w4a8");
         bool stamps = args.Contains("--stamps");
+        int cooldownMs = int.Parse(Arg(args, "--cooldown-ms") ?? "2000");
         double budgetS = double.Parse(Arg(args, "--budget-s") ?? "400", CultureInfo.InvariantCulture);
         bool decodeVariants = args.Contains("--decode-variants");
         if (Arg(args, "--decode-unguarded") is { } ung) W4A8Gemm.DefaultDecodeUnguarded = ung != "0";
@@ -79,6 +80,10 @@ public static class GpuGemmSuite
         foreach (var (n, k) in shapes)
         {
             if (clock.Elapsed.TotalSeconds > budgetS) { Console.WriteLine($"# time budget reached; skipped shape {n}x{k} and later"); break; }
+            // The previous shape ended on M = 8192 points at the 700 W power cap, and the clock stays low for a while
+            // after (measured: 8192² M=1 32.0 µs straight after 57344×8192 M=8192, 22.4 µs in a run that had rested).
+            // A real decode runs at ~130 W and full clock, so each shape starts from rest.
+            Thread.Sleep(cooldownMs);
             // Checkpoint-layout weights, random on the device; preprocessing timed.
             using var packed = new DeviceBuffer<int>(ctx, (long)n * k / 8);
             using var scales = new DeviceBuffer<ushort>(ctx, (long)n * (k / 128));
