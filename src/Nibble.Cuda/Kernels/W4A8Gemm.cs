@@ -119,7 +119,8 @@ public sealed class W4A8Gemm : IDisposable
     /// <summary>
     /// Two warp-specialized CTAs per SM (define W4A8_WS_OCC=2: 104 registers per consumer thread, ≤ 112 KB of shared
     /// memory each) for the 64-token × 128-row tile (32 accumulators per thread; ptxas cannot fit the 64-accumulator tiles
-    /// in the 80 registers at entry); other tiles keep one CTA per SM. Not measured yet: off unless NIBBLE_W4A8_WS_OCC=2.
+    /// in the 80 registers at entry); other tiles keep one CTA per SM. Off (NIBBLE_W4A8_WS_OCC=2 turns it on): same bits, and
+    /// within ±5 % of the planned one-CTA plans on the H100 (bench/results/gemm-ws-occ2-h100-20261127.log).
     /// </summary>
     public int WsOcc { get; init; } = DefaultWsOcc;
     public static int DefaultWsOcc { get; set; } = Environment.GetEnvironmentVariable("NIBBLE_W4A8_WS_OCC") == "2" ? 2 : 1;
