@@ -10,6 +10,7 @@
 // with k0 = 64kb + 16tig + 4t, nibble i < 4 holds row gid + 8(i&1) at k0 + 2(i>>1), nibble i+4 the same row at +1.
 // Nibbles stay uint4b8 (q + 8). Scales: [N/16][K/128][8] u32 = (S[row gid], S[row gid+8]) bf16 pair.
 #include "Common.cuh"
+#include "SplitK.cuh"
 
 struct GemmParams {
     const u16* x; const float* unused0; const u32x4* weight; const u32* scales; const float* unused1;
@@ -145,40 +146,9 @@ __device__ __forceinline__ void w4a16_gemm_impl(const GemmParams& p) {
             }
         }
     }
-    if (p.splits > 1) {
-        float* ws = p.workspace + (size_t)split * p.M * p.N;
-#pragma unroll
-        for (int w = 0; w < WN; ++w)
-#pragma unroll
-            for (int j = 0; j < NT; ++j)
-#pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                    int n = (nb0 + w) * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-                    if (m < p.M) ws[(size_t)m * p.N + n] = acc[w][j][r];
-                }
-        __threadfence();
-        __syncthreads();
-        __shared__ u32 ticket;
-        u32* counter = p.counters + (size_t)nt * mTiles + mt;
-        if (threadIdx.x == 0) ticket = atomicAdd(counter, 1u);
-        __syncthreads();
-        if (ticket != (u32)(p.splits - 1)) return;
-        __threadfence();
-#pragma unroll
-        for (int w = 0; w < WN; ++w)
-#pragma unroll
-            for (int j = 0; j < NT; ++j)
-#pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                    int n = (nb0 + w) * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-                    if (m < p.M) {
-                        float s = 0.f;
-                        for (int z = 0; z < p.splits; ++z) s += ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n);
-                        acc[w][j][r] = s;
-                    }
-                }
-        if (threadIdx.x == 0) *counter = 0u;
-    }
+    if (p.splits > 1 && !splitk_reduce_fragments<WN, NT>(acc, p.workspace, p.counters + (size_t)nt * mTiles + mt, split, p.splits, p.M, p.N,
+                                                         nb0, m0, gid, tig))
+        return;
 #pragma unroll
     for (int w = 0; w < WN; ++w)
 #pragma unroll

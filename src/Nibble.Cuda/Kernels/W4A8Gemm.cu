@@ -17,6 +17,7 @@
 // registers from the FP8 group scale sigma (1 byte) rather than stored (8 bytes): 11% fewer weight bytes; the dequant
 // is 3 PRMT per 4 weights as in CUTLASS's lookup_table_convert (spec §1.5), learned from, not copied.
 #include "Common.cuh"
+#include "SplitK.cuh"
 #include "W4A8Lut.cuh"
 #include "W4A8Wgmma.cuh"
 #include "W4A8GemmShared.cuh"
@@ -189,14 +190,8 @@ __device__ __forceinline__ void w4a8_gemm_impl(const W4A8GemmParams& p) {
             int n = nb * 16 + gid + 8 * ((i & 3) >> 1), m = m0 + 8 * (i >> 2) + 2 * tig + (i & 1);
             if (m < p.M) ws[(size_t)m * p.N + n] = acc[i];
         }
-        __threadfence();
-        __syncthreads();
-        __shared__ u32 ticket;
         u32* counter = p.counters + (size_t)nt * mTiles + mt;
-        if (threadIdx.x == 0) ticket = atomicAdd(counter, 1u);
-        __syncthreads();
-        if (ticket != (u32)(p.splits - 1)) return;
-        __threadfence();
+        if (!splitk_last_of_tile(counter, p.splits)) return;
         // Split loop outermost: each pass issues all NACC loads at once (one memory latency per split, not per
         // element: the per-element loop made mid-M split-K plans latency-bound). Same summation order as before.
 #pragma unroll 1

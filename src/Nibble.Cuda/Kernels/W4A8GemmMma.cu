@@ -23,6 +23,7 @@
 // activations at the same physical k, so bytes {0,1} and {2,3} of the lane's activation word w (reduction order is
 // free as long as A and B agree).
 #include "Common.cuh"
+#include "SplitK.cuh"
 
 #ifndef W4A8_MMA_RING
 #define W4A8_MMA_RING 4
@@ -286,42 +287,10 @@ __device__ __forceinline__ void w4a8_decode_impl(const W4A8DecodeParams& p) {
     for (; kb0 < kbEnd; kb0 += D) ringStep(kb0, false);
 
     // Epilogue. Accumulator (w, j, r): row n = (nb0+w)*16 + gid + 8*(r>>1), token m = m0 + 8j + 2*tig + (r&1).
-    if (p.splits > 1) {
-        // Serial split-K: park the partial sums, and let the last CTA of this tile (atomic ticket) reduce them in a
-        // fixed order, so results do not depend on scheduling.
-        float* ws = p.workspace + (size_t)split * p.M * p.N;
-#pragma unroll
-        for (int w = 0; w < WN; ++w)
-#pragma unroll
-            for (int j = 0; j < NT; ++j)
-#pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                    int n = (nb0 + w) * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-                    if (m < p.M) ws[(size_t)m * p.N + n] = acc[w][j][r];
-                }
-        __threadfence();
-        __syncthreads();
-        __shared__ u32 ticket;
-        u32* counter = p.counters + (size_t)nt * mTiles + mt;
-        if (threadIdx.x == 0) ticket = atomicAdd(counter, 1u);
-        __syncthreads();
-        if (ticket != (u32)(p.splits - 1)) return;
-        __threadfence();
-#pragma unroll
-        for (int w = 0; w < WN; ++w)
-#pragma unroll
-            for (int j = 0; j < NT; ++j)
-#pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                    int n = (nb0 + w) * 16 + gid + 8 * (r >> 1), m = m0 + 8 * j + 2 * tig + (r & 1);
-                    if (m < p.M) {
-                        float s = 0.f;
-                        for (int z = 0; z < p.splits; ++z) s += ldcg_f32(p.workspace + ((size_t)z * p.M + m) * p.N + n);
-                        acc[w][j][r] = s;
-                    }
-                }
-        if (threadIdx.x == 0) *counter = 0u;
-    }
+    // Serial split-K (SplitK.cuh): the tile's last CTA reduces the partials in a fixed order.
+    if (p.splits > 1 && !splitk_reduce_fragments<WN, NT>(acc, p.workspace, p.counters + (size_t)nt * mTiles + mt, split, p.splits, p.M, p.N,
+                                                         nb0, m0, gid, tig))
+        return;
 #pragma unroll
     for (int w = 0; w < WN; ++w) {
         const int nA = (nb0 + w) * 16 + gid;
