@@ -322,11 +322,7 @@ internal sealed class SplitKScratch(CudaContext context) : IDisposable
         if (plan.Splits <= 1) return (0, 0);
         // The warp-specialized kernel's thread-private layout covers whole token tiles (MTiles·MT ≥ M rows).
         long wsLen = (long)plan.Splits * (plan.Ws ? Math.Max(m, plan.MTiles * plan.MT) : m) * n;
-        if (workspace is null || workspace.Length < wsLen)
-        {
-            workspace?.Dispose();
-            workspace = new DeviceBuffer<float>(context, wsLen);
-        }
+        var ws = DeviceBuffer<float>.AtLeast(ref workspace, context, wsLen);
         if (counters is null || counters.Length < plan.Ctas)
         {
             counters?.Dispose();
@@ -334,7 +330,7 @@ internal sealed class SplitKScratch(CudaContext context) : IDisposable
             counters.FillBytes(0);
             context.Synchronize();
         }
-        return (workspace.Pointer, counters.Pointer);
+        return (ws.Pointer, counters.Pointer);
     }
 
     public void Dispose() { workspace?.Dispose(); counters?.Dispose(); }
